@@ -1,0 +1,28 @@
+"""The annotation site: a Flask app for annotators (blind rating) and researchers (console)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from annotate import database, health
+from service.config import load_settings
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the site; `test_config` overrides settings (tests pass DATABASE_URL and friends)."""
+    app = Flask(__name__)
+    settings = load_settings()
+    app.config.from_mapping(
+        DATABASE_URL=settings.database_url,
+        DATA_DIR=str(settings.data_dir),
+        SECRET_KEY=settings.secret_key,
+    )
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+
+    database.init_app(app)
+    app.register_blueprint(health.bp)
+    return app

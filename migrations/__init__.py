@@ -1,0 +1,1 @@
+"""Alembic migrations of the fvlab schema; `fvlab db upgrade` runs them."""

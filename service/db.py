@@ -1,0 +1,82 @@
+"""Engines and sessions for SQLite (embedded default) and PostgreSQL (at scale).
+
+The rest of fvlab speaks plain SQLAlchemy 2.0 and never checks which backend it is on, except
+where locking differs: a worker claiming a shard asks for `immediate(engine)` so that SQLite
+takes its write lock at BEGIN (PostgreSQL uses `FOR UPDATE SKIP LOCKED` instead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def utcnow() -> datetime:
+    """Timezone-aware UTC now; every timestamp fvlab stores is UTC."""
+    return datetime.now(timezone.utc)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL, foreign keys and a busy timeout on every connection; explicit BEGIN.
+
+    pysqlite's own transaction handling defers BEGIN and ignores our choice of lock mode, so it
+    is switched off and SQLAlchemy's `begin` event emits BEGIN itself (the documented recipe).
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        mode = "IMMEDIATE" if conn.get_execution_options().get("sqlite_immediate") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: str, **kwargs: object) -> Engine:
+    """Create an engine for `url`, creating the SQLite file's folder when needed."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, **kwargs)  # type: ignore[arg-type]
+        _configure_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)  # type: ignore[arg-type]
+
+
+def immediate(engine: Engine) -> Engine:
+    """The same engine, but SQLite transactions take the write lock at BEGIN.
+
+    Use it for read-then-write units (claiming a shard, reserving trials): a deferred SQLite
+    transaction that reads and then writes fails at once with "database is locked" when another
+    writer got in between, whatever the busy timeout.
+    """
+    return engine.execution_options(sqlite_immediate=True)
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def unit_of_work(engine: Engine, *, lock: bool = False) -> Iterator[Session]:
+    """One transaction: commits on success, rolls back on any error."""
+    bind = immediate(engine) if lock else engine
+    with Session(bind, expire_on_commit=False) as session, session.begin():
+        yield session

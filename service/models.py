@@ -1,0 +1,345 @@
+"""The fvlab schema: one database shared by the worker, the annotation site and the analysis.
+
+Integrity rules that protect the data (one rating per trial, one stimulus per direction and
+replicate, unique public tokens, enumerations, ranges) are constraints in the database itself,
+so that no code path, however buggy, can write a second rating or a confidence of 7.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from service.db import utcnow
+
+JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+SHARD_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+DIRECTION_KINDS = ("basis", "random")
+RANDOM_KINDS = ("gaussian", "orthogonal")
+OBJECTIVES = ("dot", "cossim")
+CATCH_KINDS = ("positive", "negative")
+STUDY_STATUSES = ("draft", "open", "closed")
+ANNOTATOR_SOURCES = ("prolific", "mturk", "anonymous", "lab")
+SESSION_STATUSES = ("active", "completed", "abandoned")
+TRIAL_KINDS = ("stimulus", "catch", "practice")
+TOKEN_LENGTH = 32
+LABEL_MAX_CHARS = 200
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(_in("status", JOB_STATUSES), name="status"),
+        CheckConstraint(_in("random_kind", RANDOM_KINDS), name="random_kind"),
+        CheckConstraint(_in("objective", OBJECTIVES), name="objective"),
+        CheckConstraint("n_basis >= 0 AND n_random >= 0 AND n_basis + n_random > 0", name="counts"),
+        CheckConstraint("image_size > 0 AND steps > 0 AND lr > 0", name="render_ranges"),
+        CheckConstraint("progress >= 0", name="progress"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(String(100))
+    weights: Mapped[str | None] = mapped_column(String(500))
+    layers: Mapped[list[str]] = mapped_column(JSON)
+    n_basis: Mapped[int] = mapped_column(Integer)
+    n_random: Mapped[int] = mapped_column(Integer)
+    random_kind: Mapped[str] = mapped_column(String(20), default="gaussian")
+    objective: Mapped[str] = mapped_column(String(20), default="dot")
+    image_size: Mapped[int] = mapped_column(Integer, default=128)
+    steps: Mapped[int] = mapped_column(Integer, default=512)
+    lr: Mapped[float] = mapped_column(Float, default=0.05)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    replicates: Mapped[int] = mapped_column(Integer, default=1)
+    render_settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+    directions: Mapped[list[Direction]] = relationship(back_populates="job")
+    shards: Mapped[list[Shard]] = relationship(back_populates="job")
+
+
+class Shard(Base):
+    __tablename__ = "shards"
+    __table_args__ = (
+        CheckConstraint(_in("status", SHARD_STATUSES), name="status"),
+        CheckConstraint("attempts >= 0", name="attempts"),
+        Index("ix_shards_claim", "status", "lease_expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    job: Mapped[Job] = relationship(back_populates="shards")
+    directions: Mapped[list[Direction]] = relationship(back_populates="shard")
+
+
+class Direction(Base):
+    __tablename__ = "directions"
+    __table_args__ = (
+        CheckConstraint(_in("kind", DIRECTION_KINDS), name="kind"),
+        CheckConstraint(
+            "(kind = 'basis' AND channel IS NOT NULL AND channel >= 0)"
+            " OR (kind = 'random' AND channel IS NULL)",
+            name="channel_for_basis_only",
+        ),
+        UniqueConstraint("job_id", "layer", "kind", "index"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    shard_id: Mapped[int | None] = mapped_column(
+        ForeignKey("shards.id", ondelete="SET NULL"), index=True
+    )
+    layer: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(10))
+    index: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[int | None] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    seed: Mapped[int] = mapped_column(BigInteger)
+
+    job: Mapped[Job] = relationship(back_populates="directions")
+    shard: Mapped[Shard | None] = relationship(back_populates="directions")
+    stimuli: Mapped[list[Stimulus]] = relationship(back_populates="direction")
+
+
+class Image(Base):
+    __tablename__ = "images"
+    __table_args__ = (CheckConstraint("width > 0 AND height > 0", name="size"),)
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    png: Mapped[bytes] = mapped_column(LargeBinary)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Stimulus(Base):
+    __tablename__ = "stimuli"
+    __table_args__ = (
+        UniqueConstraint("direction_id", "replicate"),
+        CheckConstraint("replicate >= 0", name="replicate"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    direction_id: Mapped[int] = mapped_column(ForeignKey("directions.id", ondelete="CASCADE"))
+    replicate: Mapped[int] = mapped_column(Integer, default=0)
+    token: Mapped[str] = mapped_column(String(TOKEN_LENGTH), unique=True)
+    image_sha256: Mapped[str] = mapped_column(ForeignKey("images.sha256"), index=True)
+    objective: Mapped[float] = mapped_column(Float)
+    natural_max: Mapped[float | None] = mapped_column(Float)
+    render_seconds: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    direction: Mapped[Direction] = relationship(back_populates="stimuli")
+    image: Mapped[Image] = relationship()
+
+
+class CatchItem(Base):
+    __tablename__ = "catch_items"
+    __table_args__ = (CheckConstraint(_in("kind", CATCH_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    token: Mapped[str] = mapped_column(String(TOKEN_LENGTH), unique=True)
+    image_sha256: Mapped[str] = mapped_column(ForeignKey("images.sha256"), index=True)
+    source: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    image: Mapped[Image] = relationship()
+
+
+class StudyStimulus(Base):
+    __tablename__ = "study_stimuli"
+
+    study_id: Mapped[int] = mapped_column(
+        ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True
+    )
+    stimulus_id: Mapped[int] = mapped_column(
+        ForeignKey("stimuli.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class Study(Base):
+    __tablename__ = "studies"
+    __table_args__ = (
+        CheckConstraint(_in("status", STUDY_STATUSES), name="status"),
+        CheckConstraint("ratings_per_item >= 1", name="ratings_per_item"),
+        CheckConstraint("trials_per_session >= 1", name="trials_per_session"),
+        CheckConstraint("catch_every >= 0", name="catch_every"),
+        CheckConstraint("practice_count >= 0", name="practice_count"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    status: Mapped[str] = mapped_column(String(10), default="draft")
+    question: Mapped[str] = mapped_column(Text)
+    consent_text: Mapped[str] = mapped_column(Text, default="")
+    ratings_per_item: Mapped[int] = mapped_column(Integer, default=5)
+    trials_per_session: Mapped[int] = mapped_column(Integer, default=40)
+    catch_every: Mapped[int] = mapped_column(Integer, default=10)
+    practice_count: Mapped[int] = mapped_column(Integer, default=3)
+    completion_code: Mapped[str] = mapped_column(String(100))
+    redirect_url: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    stimuli: Mapped[list[Stimulus]] = relationship(secondary="study_stimuli")
+    sessions: Mapped[list[AnnotationSession]] = relationship(back_populates="study")
+
+
+class Annotator(Base):
+    __tablename__ = "annotators"
+    __table_args__ = (
+        CheckConstraint(_in("source", ANNOTATOR_SOURCES), name="source"),
+        UniqueConstraint("source", "external_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(20))
+    consent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AnnotationSession(Base):
+    """An annotator's one pass through a study (table `sessions`)."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (
+        CheckConstraint(_in("status", SESSION_STATUSES), name="status"),
+        UniqueConstraint("study_id", "annotator_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id", ondelete="CASCADE"))
+    token: Mapped[str] = mapped_column(String(TOKEN_LENGTH), unique=True)
+    status: Mapped[str] = mapped_column(String(10), default="active")
+    external_study_id: Mapped[str | None] = mapped_column(String(200))
+    external_session_id: Mapped[str | None] = mapped_column(String(200))
+    assignment_id: Mapped[str | None] = mapped_column(String(200))
+    turk_submit_to: Mapped[str | None] = mapped_column(String(1000))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    consent_at: Mapped[datetime | None]
+    instructions_shown_at: Mapped[datetime | None]
+    instructions_done_at: Mapped[datetime | None]
+    practice_done_at: Mapped[datetime | None]
+    reserved_until: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    completion_code: Mapped[str | None] = mapped_column(String(100))
+
+    study: Mapped[Study] = relationship(back_populates="sessions")
+    annotator: Mapped[Annotator] = relationship()
+    trials: Mapped[list[Trial]] = relationship(
+        back_populates="session", order_by="Trial.position"
+    )
+
+
+class Trial(Base):
+    __tablename__ = "trials"
+    __table_args__ = (
+        CheckConstraint(_in("kind", TRIAL_KINDS), name="kind"),
+        CheckConstraint("position >= 0", name="position"),
+        CheckConstraint(
+            "(kind = 'stimulus' AND stimulus_id IS NOT NULL AND catch_item_id IS NULL)"
+            " OR (kind = 'catch' AND catch_item_id IS NOT NULL AND stimulus_id IS NULL)"
+            " OR (kind = 'practice' AND (stimulus_id IS NULL) <> (catch_item_id IS NULL))",
+            name="item_matches_kind",
+        ),
+        UniqueConstraint("session_id", "position"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10))
+    stimulus_id: Mapped[int | None] = mapped_column(ForeignKey("stimuli.id"), index=True)
+    catch_item_id: Mapped[int | None] = mapped_column(ForeignKey("catch_items.id"), index=True)
+    token: Mapped[str] = mapped_column(String(TOKEN_LENGTH), unique=True)
+    served_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+
+    session: Mapped[AnnotationSession] = relationship(back_populates="trials")
+    stimulus: Mapped[Stimulus | None] = relationship()
+    catch_item: Mapped[CatchItem | None] = relationship()
+    rating: Mapped[Rating | None] = relationship(back_populates="trial")
+
+
+class Rating(Base):
+    __tablename__ = "ratings"
+    __table_args__ = (
+        CheckConstraint("confidence BETWEEN 1 AND 5", name="confidence"),
+        CheckConstraint("rt_ms >= 0", name="rt_ms"),
+        CheckConstraint(f"label IS NULL OR length(label) <= {LABEL_MAX_CHARS}", name="label"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), unique=True)
+    interpretable: Mapped[bool] = mapped_column(Boolean)
+    confidence: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str | None] = mapped_column(String(LABEL_MAX_CHARS))
+    rt_ms: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    trial: Mapped[Trial] = relationship(back_populates="rating")
+
+
+class User(Base):
+    """A researcher account; annotators never have one."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
