@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from service.cli_export import export
 from service.config import ConfigError, Settings, load_settings
 
 
@@ -80,6 +81,9 @@ def serve(host: str, port: int) -> None:
 
     settings_or_exit()
     create_app().run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+fvlab.add_command(export)
 
 
 def main() -> None:

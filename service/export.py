@@ -1,0 +1,249 @@
+"""Data exports: ratings (the analysis input) and sessions (who took part, how carefully).
+
+The ratings export is the contract between the site and `analysis/`: its columns are fixed in
+DESIGN.md and `fvlab analyze --ratings` accepts exactly this file. Practice trials never leave
+the database, because they are training, not data. Annotators appear by their internal id only;
+external ids (Prolific PIDs, MTurk worker ids) identify people, so the sessions export adds them
+only when the caller asks explicitly.
+
+The researcher console calls `ratings_frame`, `sessions_frame` and `write_frame` for its download
+buttons; the CLI (`service/cli_export.py`) calls the same functions.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from sqlalchemy import Engine, and_, case, func, select
+from sqlalchemy.orm import Session
+
+from service.models import (
+    AnnotationSession,
+    Annotator,
+    CatchItem,
+    Direction,
+    Job,
+    Rating,
+    Stimulus,
+    Study,
+    Trial,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+RATINGS_COLUMNS: tuple[str, ...] = (
+    "rating_id",
+    "study_id",
+    "session_id",
+    "annotator_id",
+    "trial_position",
+    "stimulus_id",
+    "catch_item_id",
+    "direction_id",
+    "job_id",
+    "model",
+    "layer",
+    "condition",
+    "channel",
+    "interpretable",
+    "confidence",
+    "label",
+    "rt_ms",
+    "created_at",
+)
+CONDITIONS: tuple[str, ...] = ("basis", "random", "catch_positive", "catch_negative")
+SESSIONS_COLUMNS: tuple[str, ...] = (
+    "session_id",
+    "study_id",
+    "annotator_id",
+    "started_at",
+    "finished_at",
+    "instructions_seconds",
+    "total_seconds",
+    "n_ratings",
+    "n_catch",
+    "catch_score",
+    "status",
+)
+EXTERNAL_ID_COLUMNS: tuple[str, ...] = ("annotator_source", "annotator_external_id")
+FORMATS = ("csv", "parquet")
+ExportFormat = Literal["csv", "parquet"]
+
+_INT_COLUMNS = ("rating_id", "study_id", "session_id", "annotator_id", "trial_position",
+                "stimulus_id", "catch_item_id", "direction_id", "job_id", "channel",
+                "interpretable", "confidence", "rt_ms")
+
+
+class ExportError(ValueError):
+    """The export cannot be made as asked (e.g. no such study); nothing was written."""
+
+
+def _require_study(engine: Engine, study_id: int | None) -> None:
+    if study_id is None:
+        return
+    with engine.connect() as conn:
+        if conn.execute(select(Study.id).where(Study.id == study_id)).first() is None:
+            raise ExportError(f"no study with id {study_id}")
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a `Z`; SQLite hands back naive datetimes, which fvlab stores as UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    if end.tzinfo is None:
+        end = end.replace(tzinfo=UTC)
+    return (end - start).total_seconds()
+
+
+def ratings_frame(engine: Engine, study_id: int | None = None) -> pd.DataFrame:
+    """One row per rating of a stimulus or catch trial (never practice), ordered by rating id.
+
+    Args:
+        engine: the fvlab database.
+        study_id: only this study's ratings; None exports every study.
+
+    Returns:
+        A DataFrame with exactly `RATINGS_COLUMNS`; id columns are nullable integers so that
+        catch rows keep their stimulus columns empty and random rows their channel.
+    """
+    import pandas as pd
+
+    _require_study(engine, study_id)
+    condition = case(
+        (CatchItem.kind == "positive", "catch_positive"),
+        (CatchItem.kind == "negative", "catch_negative"),
+        else_=Direction.kind,
+    )
+    query = (
+        select(
+            Rating.id, AnnotationSession.study_id, Trial.session_id,
+            AnnotationSession.annotator_id, Trial.position, Trial.stimulus_id,
+            Trial.catch_item_id, Stimulus.direction_id, Direction.job_id, Job.model,
+            Direction.layer, condition, Direction.channel, Rating.interpretable,
+            Rating.confidence, Rating.label, Rating.rt_ms, Rating.created_at,
+        )
+        .join(Trial, Rating.trial_id == Trial.id)
+        .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
+        .outerjoin(Stimulus, and_(Trial.kind == "stimulus", Trial.stimulus_id == Stimulus.id))
+        .outerjoin(Direction, Stimulus.direction_id == Direction.id)
+        .outerjoin(Job, Direction.job_id == Job.id)
+        .outerjoin(CatchItem, and_(Trial.kind == "catch", Trial.catch_item_id == CatchItem.id))
+        .where(Trial.kind != "practice")
+        .order_by(Rating.id)
+    )
+    if study_id is not None:
+        query = query.where(AnnotationSession.study_id == study_id)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(RATINGS_COLUMNS)
+    data: dict[str, object] = {}
+    for name, values in zip(RATINGS_COLUMNS, columns, strict=True):
+        if name in _INT_COLUMNS:
+            cells = [None if v is None else int(v) for v in values]
+            data[name] = pd.array(cells, dtype="Int64")
+        elif name == "created_at":
+            data[name] = pd.array([iso_utc(v) for v in values], dtype="string")
+        else:
+            data[name] = pd.array(list(values), dtype="string")
+    frame = pd.DataFrame(data, columns=list(RATINGS_COLUMNS))
+    return frame
+
+
+def sessions_frame(
+    engine: Engine, study_id: int | None = None, *, include_external_ids: bool = False
+) -> pd.DataFrame:
+    """One row per session: who, when, how long, and how well they did on catch trials.
+
+    `catch_score` is the share of answered catch trials answered as expected (yes on a
+    positive item, no on a negative one); it is empty when the session answered none.
+
+    Args:
+        engine: the fvlab database.
+        study_id: only this study's sessions; None exports every study.
+        include_external_ids: add the annotator's source and external id (personal data).
+    """
+    import pandas as pd
+
+    _require_study(engine, study_id)
+    correct = case(
+        (and_(CatchItem.kind == "positive", Rating.interpretable.is_(True)), 1),
+        (and_(CatchItem.kind == "negative", Rating.interpretable.is_(False)), 1),
+        else_=0,
+    )
+    counts = (
+        select(
+            Trial.session_id.label("session_id"),
+            func.count(Rating.id).label("n_ratings"),
+            func.count(CatchItem.id).label("n_catch"),
+            func.sum(case((CatchItem.id.is_not(None), correct), else_=0)).label("n_correct"),
+        )
+        .join(Rating, Rating.trial_id == Trial.id)
+        .outerjoin(CatchItem, and_(Trial.kind == "catch", Trial.catch_item_id == CatchItem.id))
+        .where(Trial.kind != "practice")
+        .group_by(Trial.session_id)
+        .subquery()
+    )
+    query = (
+        select(AnnotationSession, Annotator, counts.c.n_ratings, counts.c.n_catch,
+               counts.c.n_correct)
+        .join(Annotator, AnnotationSession.annotator_id == Annotator.id)
+        .outerjoin(counts, counts.c.session_id == AnnotationSession.id)
+        .order_by(AnnotationSession.id)
+    )
+    if study_id is not None:
+        query = query.where(AnnotationSession.study_id == study_id)
+    records = []
+    with Session(engine) as orm:
+        for session, annotator, n_ratings, n_catch, n_correct in orm.execute(query):
+            record = {
+                "session_id": session.id,
+                "study_id": session.study_id,
+                "annotator_id": session.annotator_id,
+                "started_at": iso_utc(session.started_at),
+                "finished_at": iso_utc(session.finished_at),
+                "instructions_seconds": _seconds_between(
+                    session.instructions_shown_at, session.instructions_done_at
+                ),
+                "total_seconds": _seconds_between(session.started_at, session.finished_at),
+                "n_ratings": int(n_ratings or 0),
+                "n_catch": int(n_catch or 0),
+                "catch_score": (int(n_correct) / int(n_catch)) if n_catch else None,
+                "status": session.status,
+            }
+            if include_external_ids:
+                record["annotator_source"] = annotator.source
+                record["annotator_external_id"] = annotator.external_id
+            records.append(record)
+    columns = list(SESSIONS_COLUMNS) + (list(EXTERNAL_ID_COLUMNS) if include_external_ids else [])
+    frame = pd.DataFrame.from_records(records, columns=columns)
+    for column in ("instructions_seconds", "total_seconds", "catch_score"):
+        frame[column] = frame[column].astype("float64")
+    for column in ("session_id", "study_id", "annotator_id", "n_ratings", "n_catch"):
+        frame[column] = frame[column].astype("int64")
+    return frame
+
+
+def write_frame(frame: pd.DataFrame, path: str | Path, fmt: ExportFormat = "csv") -> Path:
+    """Write an export as CSV (empty cells for missing values) or Parquet; returns the path."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        frame.to_csv(target, index=False, na_rep="")
+    else:
+        frame.to_parquet(target, index=False)
+    return target
