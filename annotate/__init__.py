@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask
 
-from annotate import database, health
+from annotate import api, database, health, images, study
 from service.config import load_settings
 
 
@@ -25,4 +25,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     database.init_app(app)
     app.register_blueprint(health.bp)
+    for annotator_bp in (study.bp, api.bp, images.bp):
+        app.register_blueprint(annotator_bp)
     return app

@@ -1,0 +1,31 @@
+"""The annotator's browser is known by one signed cookie that holds only its session token.
+
+Nothing else goes into the cookie (no study id, no position, no condition), and the token is
+random, so the cookie tells an annotator nothing they could not see on the page.
+"""
+
+from __future__ import annotations
+
+from flask import session as cookie
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.models import AnnotationSession
+from service.tokens import is_token
+
+COOKIE_KEY = "t"
+
+
+def remember(token: str) -> None:
+    """Tie this browser to the session (replacing any earlier one) for the cookie's lifetime."""
+    cookie.clear()
+    cookie[COOKIE_KEY] = token
+    cookie.permanent = True
+
+
+def current_session(db: Session) -> AnnotationSession | None:
+    """The session this browser holds, or None when the cookie is missing, forged or stale."""
+    token = cookie.get(COOKIE_KEY)
+    if not isinstance(token, str) or not is_token(token):
+        return None
+    return db.scalars(select(AnnotationSession).where(AnnotationSession.token == token)).first()

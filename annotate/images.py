@@ -1,0 +1,39 @@
+"""`/img/<token>.png`: every image an annotator sees, addressed by its trial's token only.
+
+Stimuli, catch items and practice items are served by the same query with the same headers (no
+ETag or Last-Modified, which could reveal that two tokens share an image or when it was made),
+and only to the browser whose session owns the trial, so a token copied elsewhere shows nothing.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort
+from sqlalchemy import func, select
+
+from annotate.current import current_session
+from annotate.database import get_db
+from service.models import CatchItem, Image, Stimulus, Trial
+from service.tokens import is_token
+
+bp = Blueprint("images", __name__)
+
+IMAGE_HEADERS = {"Cache-Control": "private, max-age=86400"}
+
+
+@bp.get("/img/<token>.png")
+def image(token: str) -> Response:
+    db = get_db()
+    session = current_session(db)
+    if session is None or not is_token(token):
+        abort(404)
+    png = db.scalar(
+        select(Image.png)
+        .select_from(Trial)
+        .outerjoin(Stimulus, Trial.stimulus_id == Stimulus.id)
+        .outerjoin(CatchItem, Trial.catch_item_id == CatchItem.id)
+        .join(Image, Image.sha256 == func.coalesce(Stimulus.image_sha256, CatchItem.image_sha256))
+        .where(Trial.token == token, Trial.session_id == session.id)
+    )
+    if png is None:
+        abort(404)
+    return Response(png, mimetype="image/png", headers=IMAGE_HEADERS)

@@ -1,0 +1,148 @@
+"""Catch items and instruction examples: images whose right answer is known in advance.
+
+Catch trials tell careful annotators from careless ones: a positive item is a clear natural photo
+(anyone attentive says "yes, one nameable thing"), a negative item is noise or a flat texture
+("no"). They are hidden among the stimuli, so they must look like stimuli to everything but the
+eye: the same square size and the same PNG encoding (`service.images.store`), with no metadata.
+
+Instruction examples are separate images (never a catch item, never a stimulus) so that what the
+annotator was shown as an example is not also what they are tested on.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from functools import cache
+
+import numpy as np
+import skimage.data
+from skimage.color import gray2rgb
+from skimage.filters import gaussian
+from skimage.transform import resize
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.images import encode_png, store
+from service.models import CatchItem, Image
+from service.tokens import new_token
+
+# Clear photos of one nameable thing. skimage's `cat`/`chelsea` is kept for the instructions.
+POSITIVE_SOURCES = ("astronaut", "coffee", "rocket", "camera", "clock", "horse")
+NEGATIVE_SOURCES = (
+    "uniform-noise-1",
+    "uniform-noise-2",
+    "gray-noise",
+    "blurred-noise",
+    "flat-gray",
+    "flat-tint",
+)
+SOURCE_PREFIX = "skimage:"
+
+
+def _square_rgb(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Centre-crop to a square and resize to size×size, as uint8 RGB."""
+    array = np.asarray(pixels)
+    if array.dtype == bool:
+        array = np.where(array, 255, 0).astype(np.uint8)
+    if array.ndim == 2:
+        array = gray2rgb(array)
+    array = array[..., :3]
+    height, width = array.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = array[top : top + side, left : left + side]
+    resized = resize(square, (size, size), anti_aliasing=True, preserve_range=True)
+    return np.clip(np.rint(resized), 0, 255).astype(np.uint8)
+
+
+def positive_pixels(name: str, size: int) -> np.ndarray:
+    """A clear natural photo from skimage.data, cropped and resized to size×size."""
+    if name not in POSITIVE_SOURCES:
+        raise ValueError(f"unknown positive catch source {name!r}")
+    return _square_rgb(getattr(skimage.data, name)(), size)
+
+
+def negative_pixels(name: str, size: int) -> np.ndarray:
+    """Noise or a flat texture of size×size; seeded, so the same name gives the same pixels."""
+    generators: dict[str, Callable[[np.random.Generator], np.ndarray]] = {
+        "uniform-noise-1": lambda rng: rng.integers(0, 256, (size, size, 3)),
+        "uniform-noise-2": lambda rng: rng.integers(0, 256, (size, size, 3)),
+        "gray-noise": lambda rng: np.repeat(rng.integers(0, 256, (size, size, 1)), 3, axis=2),
+        "blurred-noise": lambda rng: 255
+        * gaussian(rng.random((size, size, 3)), sigma=1.5, channel_axis=-1),
+        "flat-gray": lambda rng: 128 + rng.integers(-6, 7, (size, size, 3)),
+        "flat-tint": lambda rng: np.array([176, 160, 142]) + rng.integers(-6, 7, (size, size, 3)),
+    }
+    if name not in generators:
+        raise ValueError(f"unknown negative catch source {name!r}")
+    rng = np.random.default_rng(NEGATIVE_SOURCES.index(name) + 1)
+    pixels = generators[name](rng)
+    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+
+
+def ensure_catch_items(session: Session, size: int) -> list[CatchItem]:
+    """Every catch item of size×size, creating the missing ones; returns positives and negatives.
+
+    Args:
+        session: an open unit of work (the caller commits).
+        size: the side in pixels of the study's stimuli.
+    """
+    if not 16 <= size <= 4096:
+        raise ValueError(f"catch items are 16…4096 px square, not {size}")
+    existing = session.scalars(
+        select(CatchItem)
+        .join(Image, CatchItem.image_sha256 == Image.sha256)
+        .where(Image.width == size, Image.height == size)
+        .order_by(CatchItem.id)
+    ).all()
+    have = {(item.kind, item.source) for item in existing}
+    created: list[CatchItem] = []
+    for kind, names, make in (
+        ("positive", POSITIVE_SOURCES, positive_pixels),
+        ("negative", NEGATIVE_SOURCES, negative_pixels),
+    ):
+        for name in names:
+            source = f"{SOURCE_PREFIX}{name}"
+            if (kind, source) in have:
+                continue
+            image = store(session, make(name, size))
+            item = CatchItem(kind=kind, token=new_token(), image_sha256=image.sha256, source=source)
+            session.add(item)
+            created.append(item)
+    session.flush()
+    return list(existing) + created
+
+
+def _scrambled_fragments(size: int) -> np.ndarray:
+    """Tiles of several unrelated photos, shuffled: the look of a 'mix of fragments'."""
+    tiles_per_side = 4
+    tile = size // tiles_per_side
+    photos = [_square_rgb(getattr(skimage.data, n)(), size) for n in ("coins", "brick", "page")]
+    rng = np.random.default_rng(7)
+    canvas = np.zeros((tile * tiles_per_side, tile * tiles_per_side, 3), dtype=np.uint8)
+    for row in range(tiles_per_side):
+        for col in range(tiles_per_side):
+            photo = photos[int(rng.integers(len(photos)))]
+            y, x = rng.integers(0, size - tile, 2)
+            canvas[row * tile : (row + 1) * tile, col * tile : (col + 1) * tile] = photo[
+                y : y + tile, x : x + tile
+            ]
+    return _square_rgb(canvas, size)
+
+
+@cache
+def instruction_examples(size: int = 160) -> tuple[tuple[str, str, str], ...]:
+    """(answer, caption, data: URI) for the instructions page; none is a catch item or stimulus.
+
+    Served inline as data URIs so the examples need no route and no token.
+    """
+    examples = (
+        ("Yes", "One thing you could name: a cat.", _square_rgb(skimage.data.chelsea(), size)),
+        ("Yes", "A distinctive texture: brick wall.", _square_rgb(skimage.data.brick(), size)),
+        ("No", "A mix of unrelated fragments.", _scrambled_fragments(size)),
+    )
+    return tuple(
+        (answer, caption, "data:image/png;base64," + base64.b64encode(encode_png(px).png).decode())
+        for answer, caption, px in examples
+    )
