@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, func, select
+
+from annotate import create_app
+from service.models import AnnotationSession, Rating
+from tests.annotate.conftest import SECRET, make_study, start
+
+GOOD = {"interpretable": True, "confidence": 4, "label": "a dog", "rt_ms": 1234}
+
+
+def _ratings(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count(Rating.id))))
+
+
+def _first(client: FlaskClient) -> dict:
+    return client.get("/api/v1/trials?limit=3").get_json()["trials"][0]
+
+
+@pytest.fixture
+def ready(client: FlaskClient, engine: Engine) -> FlaskClient:
+    start(client, make_study(engine).slug)
+    return client
+
+
+def test_repeated_submit_returns_the_stored_rating(ready: FlaskClient, engine: Engine) -> None:
+    trial = _first(ready)
+    first = ready.post(trial["rating"], json=GOOD)
+    assert first.status_code == 201
+    again = ready.post(trial["rating"], json=GOOD)
+    assert again.status_code == 200
+    assert again.get_json()["rating"] == first.get_json()["rating"] == GOOD
+    changed = ready.post(trial["rating"], json={**GOOD, "interpretable": False})
+    assert changed.status_code == 409
+    assert changed.get_json()["rating"] == GOOD
+    assert _ratings(engine) == 1
+
+
+BAD_BODIES = [
+    ({**GOOD, "interpretable": "yes"}, "interpretable"),
+    ({**GOOD, "interpretable": 1}, "interpretable"),
+    ({k: v for k, v in GOOD.items() if k != "interpretable"}, "interpretable"),
+    ({**GOOD, "confidence": 0}, "confidence"),
+    ({**GOOD, "confidence": 6}, "confidence"),
+    ({**GOOD, "confidence": 3.0}, "confidence"),
+    ({**GOOD, "confidence": True}, "confidence"),
+    ({**GOOD, "confidence": "3"}, "confidence"),
+    ({**GOOD, "label": "x" * 201}, "label"),
+    ({**GOOD, "label": 5}, "label"),
+    ({**GOOD, "label": "bad\u0000char"}, "label"),
+    ({**GOOD, "rt_ms": -1}, "rt_ms"),
+    ({**GOOD, "rt_ms": 0}, "rt_ms"),
+    ({**GOOD, "rt_ms": 10**12}, "rt_ms"),
+    ({**GOOD, "rt_ms": None}, "rt_ms"),
+    ({**GOOD, "trial_id": 3}, "trial_id"),
+    ([GOOD], None),
+    ("yes", None),
+]
+
+
+def test_invalid_bodies_name_the_field_and_change_nothing(ready: FlaskClient,
+                                                         engine: Engine) -> None:
+    url = _first(ready)["rating"]
+    for body, field in BAD_BODIES:
+        response = ready.post(url, json=body)
+        assert response.status_code == 400, body
+        assert response.get_json()["field"] == field, body
+    assert _ratings(engine) == 0
+
+
+MALFORMED = [
+    ('{"interpretable": true}', "text/plain", 415),
+    ("interpretable=1", "application/x-www-form-urlencoded", 415),
+    ("{not json", "application/json", 400),
+    ('{"rt_ms": NaN}', "application/json", 400),
+    (b"\xff\xfe", "application/json", 400),
+    ("[" * 5000 + "]" * 5000, "application/json", 413),
+    ('{"label": "' + "x" * 10_000 + '"}', "application/json", 413),
+    ("", "application/json", 400),
+]
+
+
+def test_malformed_requests_get_json_errors(ready: FlaskClient, engine: Engine) -> None:
+    url = _first(ready)["rating"]
+    for data, content_type, status in MALFORMED:
+        response = ready.post(url, data=data, content_type=content_type)
+        assert response.status_code == status, data[:40]
+        assert "error" in response.get_json()
+    assert _ratings(engine) == 0
+
+
+def test_tokens_of_other_sessions_and_unknown_tokens_are_404(app: Flask,
+                                                             engine: Engine) -> None:
+    info = make_study(engine)
+    alice, bob = app.test_client(), app.test_client()
+    start(alice, info.slug)
+    start(bob, info.slug)
+    alices = _first(alice)
+    assert bob.post(alices["rating"], json=GOOD).status_code == 404
+    assert bob.get(alices["image"]).status_code == 404
+    for token in ("x" * 32, "short", "../../etc/passwd", "%00", "a" * 5000):
+        response = alice.post(f"/api/v1/trials/{token}/rating", json=GOOD)
+        assert response.status_code == 404
+        assert response.is_json
+    assert _ratings(engine) == 0
+
+
+def test_no_session_no_api(client: FlaskClient, engine: Engine) -> None:
+    make_study(engine)
+    assert client.get("/api/v1/session").status_code == 401
+    assert client.get("/api/v1/trials").status_code == 401
+    response = client.post("/api/v1/trials/" + "a" * 32 + "/rating", json=GOOD)
+    assert response.status_code == 401
+
+
+def test_forged_cookie_is_no_session(client: FlaskClient, engine: Engine) -> None:
+    make_study(engine)
+    client.set_cookie("session", "eyJ0IjoiYWFhYSJ9.forged.signature")
+    assert client.get("/api/v1/session").status_code == 401
+
+
+def test_trials_are_answered_in_order(ready: FlaskClient, engine: Engine) -> None:
+    second = ready.get("/api/v1/trials?limit=2").get_json()["trials"][1]
+    response = ready.post(second["rating"], json=GOOD)
+    assert response.status_code == 409
+    assert _ratings(engine) == 0
+
+
+def test_unknown_routes_and_methods_are_json(ready: FlaskClient) -> None:
+    assert ready.get("/api/v1/nope").status_code == 404
+    assert ready.get("/api/v1/nope").is_json
+    response = ready.get(_first(ready)["rating"])
+    assert response.status_code == 405 and response.is_json
+    assert ready.get("/api/v1/trials?limit=zero").status_code == 400
+    assert ready.get("/api/v1/trials?limit=10000").status_code == 400
+
+
+def test_rate_limit_per_session(db_url: str, engine: Engine) -> None:
+    app = create_app({"DATABASE_URL": db_url, "TESTING": True, "SECRET_KEY": SECRET,
+                      "RATING_RATE_LIMIT": (3, 60.0)})
+    client = app.test_client()
+    start(client, make_study(engine).slug)
+    for _ in range(3):
+        assert client.post(_first(client)["rating"], json=GOOD).status_code == 201
+    limited = client.post(_first(client)["rating"], json=GOOD)
+    assert limited.status_code == 429
+    assert _ratings(engine) == 3
+    other = app.test_client()
+    start(other, make_study(engine).slug)
+    assert other.post(_first(other)["rating"], json=GOOD).status_code == 201
+    app.extensions["fvlab_engine"].dispose()
+
+
+def test_finished_session_refuses_new_ratings_but_repeats_work(ready: FlaskClient,
+                                                               engine: Engine) -> None:
+    last = None
+    while trials := ready.get("/api/v1/trials?limit=1").get_json()["trials"]:
+        last = trials[0]
+        assert ready.post(last["rating"], json=GOOD).status_code == 201
+    assert last is not None
+    assert ready.post(last["rating"], json=GOOD).status_code == 200
+    assert ready.get("/api/v1/session").get_json()["phase"] == "done"
+    with engine.connect() as conn:
+        assert conn.execute(select(AnnotationSession.status)).scalar_one() == "completed"
+
+
+def test_label_is_trimmed_and_empty_becomes_null(ready: FlaskClient) -> None:
+    stored = ready.post(_first(ready)["rating"], json={**GOOD, "label": "   "}).get_json()
+    assert stored["rating"]["label"] is None
+    stored = ready.post(_first(ready)["rating"], json={**GOOD, "label": "  a cat "}).get_json()
+    assert stored["rating"]["label"] == "a cat"
