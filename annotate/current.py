@@ -17,10 +17,14 @@ COOKIE_KEY = "t"
 
 
 def remember(token: str) -> None:
-    """Tie this browser to the session (replacing any earlier one) for the cookie's lifetime."""
+    """Tie this browser to the session, replacing any earlier one.
+
+    A browser-session cookie, not a permanent one: Flask re-sends a permanent cookie with a new
+    expiry on every response, which would make image responses differ by the second they were
+    served. People who return from elsewhere are recognised by their Prolific or MTurk id.
+    """
     cookie.clear()
     cookie[COOKIE_KEY] = token
-    cookie.permanent = True
 
 
 def current_session(db: Session) -> AnnotationSession | None:

@@ -9,7 +9,7 @@
   if (!app) return;
   const sessionUrl = app.dataset.sessionUrl;
   const trialsUrl = app.dataset.trialsUrl;
-  const image = document.getElementById("stimulus");
+  const image = document.getElementById("trial-image");
   const label = document.getElementById("label");
   const next = document.getElementById("next");
   const status = document.getElementById("status");

@@ -3,10 +3,13 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
 from annotate import create_app
-from service.models import AnnotationSession, Rating
+from service.db import make_engine
+from service.models import AnnotationSession, Base, Rating
 from tests.annotate.conftest import SECRET, make_study, start
 
 GOOD = {"interpretable": True, "confidence": 4, "label": "a dog", "rt_ms": 1234}
@@ -173,3 +176,36 @@ def test_label_is_trimmed_and_empty_becomes_null(ready: FlaskClient) -> None:
     assert stored["rating"]["label"] is None
     stored = ready.post(_first(ready)["rating"], json={**GOOD, "label": "  a cat "}).get_json()
     assert stored["rating"]["label"] == "a cat"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=300),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=15), inner,
+                                                                max_size=5),
+    max_leaves=12,
+)
+rating_like = st.fixed_dictionaries(
+    {}, optional={"interpretable": json_values, "confidence": json_values,
+                  "label": json_values, "rt_ms": json_values},
+)
+
+
+def test_no_input_gives_a_500(sqlite_url: str) -> None:
+    """Arbitrary JSON, rating-shaped or not, and arbitrary bytes: always a 2xx/4xx answer."""
+    engine = make_engine(sqlite_url)
+    Base.metadata.create_all(engine)
+    app = create_app({"DATABASE_URL": sqlite_url, "TESTING": True, "SECRET_KEY": SECRET,
+                      "RATING_RATE_LIMIT": (10_000, 1.0)})
+    client = app.test_client()
+    start(client, make_study(engine).slug)
+    url = _first(client)["rating"]  # once answered, later bodies meet the repeat/409 paths
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.one_of(json_values, rating_like), st.binary(max_size=64))
+    def check(body: object, raw: bytes) -> None:
+        assert client.post(url, json=body).status_code < 500
+        assert client.post(url, data=raw, content_type="application/json").status_code < 500
+
+    check()
+    app.extensions["fvlab_engine"].dispose()
+    engine.dispose()

@@ -1,0 +1,160 @@
+"""DESIGN.md "Blindness", checked on everything an annotator's browser receives in a session.
+
+The test plays a Prolific annotator through the whole study (entry, consent, instructions,
+practice, every trial, the end page), fetching every page, script, stylesheet, API answer and
+image the way the page would, and inspects each response: bodies, headers, cookies, image bytes
+and image sizes. Nothing may name or betray the condition, layer, channel, job or model.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+from itertools import pairwise
+from os.path import commonprefix
+
+from flask.testing import FlaskClient
+from PIL import Image as PILImage
+from sqlalchemy import Engine, select
+from werkzeug.test import TestResponse
+
+from service.models import CatchItem, Direction, Image, Stimulus, Trial
+from tests.annotate.conftest import make_study
+
+TRIAL_KEYS = {"token", "practice", "image", "shown", "rating"}
+STATE_KEYS = {"phase", "practice", "trials", "done_url"}
+
+
+def _png_chunks(data: bytes) -> list[bytes]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, at = [], 8
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        chunks.append(data[at + 4 : at + 8])
+        at += 12 + length
+    return chunks
+
+
+class Recorder:
+    """A test client that keeps every response it receives."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+        self.responses: list[tuple[str, TestResponse]] = []
+
+    def get(self, url: str) -> TestResponse:
+        response = self.client.get(url)
+        self.responses.append((url, response))
+        return response
+
+    def post(self, url: str, **kwargs: object) -> TestResponse:
+        response = self.client.post(url, **kwargs)
+        self.responses.append((url, response))
+        return response
+
+
+def _secrets(engine: Engine, info: object) -> list[str]:
+    """Strings that would identify an item's condition or origin if an annotator saw them."""
+    with engine.connect() as conn:
+        stimulus_tokens = list(conn.scalars(select(Stimulus.token)))
+        catch_tokens = list(conn.scalars(select(CatchItem.token)))
+        catch_sources = list(conn.scalars(select(CatchItem.source)))
+        hashes = list(conn.scalars(select(Image.sha256)))
+        channels = [c for c in conn.scalars(select(Direction.channel)) if c is not None]
+    assert stimulus_tokens and catch_tokens and channels
+    return [info.job_name, info.model, info.layer, "efficientnet", "blocks.",  # type: ignore[attr-defined]
+            *stimulus_tokens, *catch_tokens, *catch_sources, *hashes]
+
+
+def test_a_whole_session_reveals_nothing(client: FlaskClient, engine: Engine) -> None:
+    info = make_study(engine, n_basis=5, n_random=5, trials=8, catch_every=3, practice=2)
+    browser = Recorder(client)
+    slug = info.slug
+    query = "?PROLIFIC_PID=pid1&STUDY_ID=s1&SESSION_ID=x1"
+    browser.get(f"/study/{slug}{query}")
+    browser.post(f"/study/{slug}/start", data={"PROLIFIC_PID": "pid1", "STUDY_ID": "s1",
+                                               "SESSION_ID": "x1", "consent": "yes"})
+    browser.get(f"/study/{slug}/instructions")
+    browser.post(f"/study/{slug}/instructions")
+    page = browser.get(f"/study/{slug}/trials")
+    for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
+        browser.get(asset)
+    images: list[TestResponse] = []
+    rating_keys: set[frozenset[str]] = set()
+    while True:
+        state = browser.get("/api/v1/session").get_json()
+        assert set(state) == STATE_KEYS
+        upcoming = browser.get("/api/v1/trials?limit=5").get_json()["trials"]
+        if not upcoming:
+            break
+        trial = upcoming[0]
+        assert set(trial) == TRIAL_KEYS
+        images.append(browser.get(trial["image"]))
+        assert browser.post(trial["shown"]).status_code == 204
+        stored = browser.post(trial["rating"], json={"interpretable": True, "confidence": 3,
+                                                     "label": None, "rt_ms": 800})
+        assert stored.status_code == 201
+        rating_keys.add(frozenset(stored.get_json()))
+        rating_keys.add(frozenset(stored.get_json()["state"]))
+    done = browser.get(f"/study/{slug}/done")
+    assert done.status_code == 200
+    for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', done.text):
+        browser.get(asset)
+
+    with engine.connect() as conn:
+        trials = conn.execute(select(Trial.kind, Trial.token).order_by(Trial.position)).all()
+    kinds = {kind for kind, _ in trials}
+    assert kinds == {"practice", "stimulus", "catch"}
+    assert len(images) == len(trials) == 2 + 8 + 3
+    assert len(rating_keys) == 2  # the same answer shape for every kind of trial
+
+    # Images: same size, same headers (length aside), nothing in the PNG but pixels.
+    header_sets = {
+        tuple(sorted((k, v) for k, v in r.headers.items() if k != "Content-Length"))
+        for r in images
+    }
+    assert len(header_sets) == 1
+    for response in images:
+        assert response.status_code == 200 and response.mimetype == "image/png"
+        assert _png_chunks(response.data) == [b"IHDR", b"IDAT", b"IEND"]
+        assert PILImage.open(io.BytesIO(response.data)).size == (32, 32)
+
+    # Tokens: random, unrelated to each other and to position.
+    tokens = [token for _, token in trials]
+    assert len(set(tokens)) == len(tokens)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{32}", t) for t in tokens)
+    assert tokens != sorted(tokens)
+    common = max(len(commonprefix([a, b])) for a, b in pairwise(sorted(tokens)))
+    assert common < 6
+
+    # Cookies: one signed session cookie holding only the session token.
+    serializer = client.application.session_interface.get_signing_serializer(  # type: ignore[attr-defined]
+        client.application
+    )
+    cookies = [v for _, r in browser.responses for v in r.headers.getlist("Set-Cookie")]
+    assert cookies
+    for cookie in cookies:
+        name, value = cookie.split(";")[0].split("=", 1)
+        assert name == "session"
+        assert set(serializer.loads(value)) == {"t"}
+
+    # Every response: no secret strings, no condition words, in body or headers.
+    forbidden = _secrets(engine, info)
+    words = re.compile(r"\b(basis|random|channel|layer|condition|direction|job|model)\b", re.I)
+    catch_word = re.compile(r"\bcatch\b", re.I)
+    for url, response in browser.responses:
+        assert response.status_code < 400, url
+        texts = [str(response.headers)]
+        if not response.mimetype.startswith("image/"):
+            texts.append(response.get_data(as_text=True))
+        for text in texts:
+            for secret in forbidden:
+                assert secret not in text, (url, secret)
+            if url.startswith("/static/"):
+                # The same file for everyone, so it cannot carry an item's condition; its CSS
+                # (`flex-direction`) and JavaScript (`catch`) keywords are not words to a person.
+                continue
+            assert not words.search(text), (url, words.search(text))
+            assert not catch_word.search(text), url
+
