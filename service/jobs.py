@@ -1,0 +1,369 @@
+"""The generation job queue as researchers see it: submit, cancel, list and inspect jobs.
+
+A job is written whole or not at all: `submit` validates every field first (loading the model to
+check layers and channel counts), then samples the directions with the engine's seeded sampler
+and stores them, so a job can be audited and re-created from its seed alone. Workers take the
+job's shards through `service.shards`; nothing here renders.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from itertools import chain, zip_longest
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine, func, select, update
+
+from service.db import unit_of_work, utcnow
+from service.models import OBJECTIVES, RANDOM_KINDS, Direction, Job, Shard, Stimulus
+
+if TYPE_CHECKING:
+    from service.featurevis import LoadedModel
+
+IMAGE_SIZE_RANGE = (16, 1024)
+STEPS_RANGE = (1, 20_000)
+MAX_DIRECTIONS_PER_LAYER = 10_000
+MAX_SEED = 2**63 - 1
+NAME_MAX_CHARS = 200
+DEMO_NAME = "demo"
+
+
+class JobError(ValueError):
+    """A job request or job operation is invalid; the message names the field and the problem."""
+
+
+@dataclass
+class JobRequest:
+    """What a researcher asks for; `submit` checks every field before anything is written."""
+
+    model: str
+    layers: list[str]
+    n_basis: int
+    n_random: int
+    random_kind: str = "gaussian"
+    objective: str = "dot"
+    image_size: int = 128
+    steps: int = 512
+    lr: float = 0.05
+    seed: int | None = None
+    name: str | None = None
+    weights: str | None = None
+
+
+@dataclass
+class JobSummary:
+    """One job as the CLI and the researcher console show it."""
+
+    id: int
+    name: str
+    model: str
+    layers: list[str]
+    progress: int
+    total: int
+    status: str
+    images_per_second: float | None
+    created_at: datetime
+    error: str | None
+
+
+@dataclass
+class ShardSummary:
+    """One shard of a job for the detail view: who holds it, how often tried, why it failed."""
+
+    id: int
+    status: str
+    directions: int
+    attempts: int
+    lease_owner: str | None
+    error: str | None
+
+
+@dataclass
+class _SampledLayer:
+    layer: str
+    kind: str
+    vectors: list[bytes] = field(default_factory=list)
+    channels: list[int | None] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+
+
+@lru_cache(maxsize=4)
+def _load_model(name: str, weights: str | None) -> LoadedModel:
+    """Load once per process: validating a second job on the same model should not reload it."""
+    from service.featurevis import load_model
+
+    return load_model(name, weights=weights)
+
+
+def _layer_list(names: tuple[str, ...]) -> str:
+    return ", ".join(names) if len(names) <= 5 else f"{names[0]}, {names[1]} … {names[-1]}"
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise JobError(f"{name} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise JobError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _check_scalars(request: JobRequest) -> None:
+    """Everything that can be checked without loading the model."""
+    from service.featurevis import MODEL_NAMES
+
+    if request.model not in MODEL_NAMES:
+        raise JobError(f"model {request.model!r} is unknown (models: {', '.join(MODEL_NAMES)})")
+    if not request.layers:
+        raise JobError("layers: give at least one layer")
+    if len(set(request.layers)) != len(request.layers):
+        raise JobError(f"layers: {request.layers} lists a layer twice")
+    _check_int("n_basis", request.n_basis, 0, MAX_DIRECTIONS_PER_LAYER)
+    _check_int("n_random", request.n_random, 0, MAX_DIRECTIONS_PER_LAYER)
+    if request.n_basis + request.n_random == 0:
+        raise JobError("n_basis and n_random are both 0: the job would render nothing")
+    if request.random_kind not in RANDOM_KINDS:
+        choices = ", ".join(RANDOM_KINDS)
+        raise JobError(f"random_kind must be one of {choices}, got {request.random_kind!r}")
+    if request.objective not in OBJECTIVES:
+        choices = ", ".join(OBJECTIVES)
+        raise JobError(f"objective must be one of {choices}, got {request.objective!r}")
+    _check_int("image_size", request.image_size, *IMAGE_SIZE_RANGE)
+    _check_int("steps", request.steps, *STEPS_RANGE)
+    if isinstance(request.lr, bool) or not isinstance(request.lr, int | float):
+        raise JobError(f"lr must be a number, got {request.lr!r}")
+    if not (math.isfinite(request.lr) and request.lr > 0):
+        raise JobError(f"lr must be a positive number, got {request.lr}")
+    if request.seed is not None:
+        _check_int("seed", request.seed, 0, MAX_SEED)
+    if request.name is not None and not (0 < len(request.name.strip()) <= NAME_MAX_CHARS):
+        raise JobError(f"name must be 1 to {NAME_MAX_CHARS} characters")
+
+
+def _validated_model(request: JobRequest) -> LoadedModel:
+    """Load the model and check every layer and the basis count against its channels."""
+    from service.featurevis import ModelError
+
+    try:
+        model = _load_model(request.model, request.weights)
+    except ModelError as exc:
+        raise JobError(f"model {request.model!r}: {exc}") from exc
+    for layer in request.layers:
+        if layer not in model.layers:
+            raise JobError(
+                f"layer {layer!r} does not exist in {request.model} "
+                f"(layers: {_layer_list(model.layers)})"
+            )
+        channels = model.channels(layer)
+        if request.n_basis > channels:
+            raise JobError(
+                f"n_basis {request.n_basis} is more than the {channels} channels of layer {layer!r}"
+            )
+    return model
+
+
+def _render_settings(request: JobRequest) -> dict[str, object]:
+    from service.featurevis import RenderSettings
+
+    try:
+        settings = RenderSettings(
+            image_size=request.image_size, steps=request.steps, lr=request.lr,
+            objective=request.objective,
+        )
+    except ValueError as exc:
+        raise JobError(f"render settings: {exc}") from exc
+    return settings.to_dict()
+
+
+def _sample(model: LoadedModel, request: JobRequest, seed: int) -> list[_SampledLayer]:
+    """Sample every layer's basis and random directions with the engine's seeded sampler."""
+    from service.featurevis import sample_directions
+
+    sampled = []
+    for layer in request.layers:
+        for kind, count in (("basis", request.n_basis), ("random", request.n_random)):
+            if count == 0:
+                continue
+            try:
+                found = sample_directions(
+                    model.channels(layer), layer, kind, count, seed, random_kind=request.random_kind
+                )
+            except ValueError as exc:
+                raise JobError(f"{kind} directions of layer {layer!r}: {exc}") from exc
+            sampled.append(
+                _SampledLayer(
+                    layer=layer, kind=kind,
+                    vectors=[row.astype("<f4").tobytes() for row in found.vectors],
+                    channels=list(found.channels), seeds=[int(s) for s in found.seeds],
+                )
+            )
+    return sampled
+
+
+def _directions_in_shard_order(job_id: int, sampled: list[_SampledLayer]) -> list[Direction]:
+    """Basis and random directions of each layer alternate, so that every shard mixes conditions
+    and a job stopped part-way still has both conditions in balance."""
+    per_layer: dict[str, list[list[Direction]]] = {}
+    for group in sampled:
+        rows = [
+            Direction(
+                job_id=job_id, layer=group.layer, kind=group.kind, index=i,
+                channel=group.channels[i] if group.kind == "basis" else None,
+                vector=group.vectors[i], seed=group.seeds[i],
+            )
+            for i in range(len(group.vectors))
+        ]
+        per_layer.setdefault(group.layer, []).append(rows)
+    ordered: list[Direction] = []
+    for groups in per_layer.values():
+        ordered.extend(d for d in chain.from_iterable(zip_longest(*groups)) if d is not None)
+    return ordered
+
+
+def submit(engine: Engine, request: JobRequest, shard_size: int = 32) -> int:
+    """Validate the request, then write the job, its directions and its shards in one transaction.
+
+    Returns the new job's id. Raises JobError (and writes nothing) when any field is invalid.
+    """
+    _check_scalars(request)
+    _check_int("shard_size", shard_size, 1, MAX_DIRECTIONS_PER_LAYER)
+    model = _validated_model(request)
+    render_settings = _render_settings(request)
+    seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
+    sampled = _sample(model, request, seed)
+    name = request.name.strip() if request.name else f"{request.model} {' '.join(request.layers)}"
+    with unit_of_work(engine) as session:
+        job = Job(
+            name=name[:NAME_MAX_CHARS], model=request.model, weights=request.weights,
+            layers=list(request.layers), n_basis=request.n_basis, n_random=request.n_random,
+            random_kind=request.random_kind, objective=request.objective,
+            image_size=request.image_size, steps=request.steps, lr=float(request.lr), seed=seed,
+            replicates=1, render_settings=render_settings, status="queued", progress=0,
+        )
+        session.add(job)
+        session.flush()
+        directions = _directions_in_shard_order(job.id, sampled)
+        job.total = len(directions) * job.replicates
+        for start in range(0, len(directions), shard_size):
+            shard = Shard(job_id=job.id, status="queued", attempts=0)
+            session.add(shard)
+            session.flush()
+            for direction in directions[start : start + shard_size]:
+                direction.shard_id = shard.id
+        session.add_all(directions)
+        return job.id
+
+
+def demo_request() -> JobRequest:
+    """The small CPU demo job of the README: finishes in minutes on two cores."""
+    return JobRequest(
+        model="efficientnet_lite0", layers=["blocks.10"], n_basis=8, n_random=8, steps=256,
+        seed=0, name=DEMO_NAME,
+    )
+
+
+def submit_demo_if_empty(engine: Engine) -> int | None:
+    """Submit the demo job when the database has no job yet (a newcomer's first `make run`).
+
+    Returns the new job's id, or None when jobs already exist, so that calling it at every start
+    never queues a second demo.
+    """
+    with unit_of_work(engine) as session:
+        if session.scalar(select(func.count()).select_from(Job)):
+            return None
+    return submit(engine, demo_request())
+
+
+def cancel(engine: Engine, job_id: int) -> None:
+    """Stop a job: its unfinished shards are no longer claimed, and a worker rendering one of them
+    drops it at its next lease renewal. Raises JobError for an unknown or already finished job."""
+    now = utcnow()
+    with unit_of_work(engine, lock=True) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise JobError(f"job {job_id} does not exist")
+        if job.finished_at is not None:
+            raise JobError(f"job {job_id} already finished ({job.status})")
+        # Shards before the job row: the same lock order as a worker finishing a shard.
+        session.execute(
+            update(Shard)
+            .where(Shard.job_id == job_id, Shard.status.in_(("queued", "running")))
+            .values(status="cancelled", lease_owner=None, lease_expires_at=None, finished_at=now)
+        )
+        job.status = "cancelled"
+        job.finished_at = now
+
+
+def _images_per_second(job: Job, last_written: datetime | None) -> float | None:
+    """Images written per second of wall time, from the first claim to the last image written:
+    with several workers this is their combined throughput."""
+    if job.started_at is None or last_written is None or job.progress == 0:
+        return None
+    start, end = job.started_at, last_written
+    if (start.tzinfo is None) != (end.tzinfo is None):  # SQLite returns naive UTC
+        start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
+    seconds = (end - start).total_seconds()
+    return job.progress / seconds if seconds > 0 else None
+
+
+def _summaries(engine: Engine, job_id: int | None) -> list[JobSummary]:
+    last_written = (
+        select(Direction.job_id, func.max(Stimulus.created_at).label("last"))
+        .join(Stimulus, Stimulus.direction_id == Direction.id)
+        .group_by(Direction.job_id)
+        .subquery()
+    )
+    query = (
+        select(Job, last_written.c.last)
+        .outerjoin(last_written, last_written.c.job_id == Job.id)
+        .order_by(Job.id)
+    )
+    if job_id is not None:
+        query = query.where(Job.id == job_id)
+    with unit_of_work(engine) as session:
+        return [
+            JobSummary(
+                id=job.id, name=job.name, model=job.model, layers=list(job.layers),
+                progress=job.progress, total=job.total, status=job.status,
+                images_per_second=_images_per_second(job, last), created_at=job.created_at,
+                error=job.error,
+            )
+            for job, last in session.execute(query)
+        ]
+
+
+def list_jobs(engine: Engine) -> list[JobSummary]:
+    """Every job, oldest first."""
+    return _summaries(engine, None)
+
+
+def get_job(engine: Engine, job_id: int) -> JobSummary:
+    """One job; JobError when it does not exist."""
+    found = _summaries(engine, job_id)
+    if not found:
+        raise JobError(f"job {job_id} does not exist")
+    return found[0]
+
+
+def job_shards(engine: Engine, job_id: int) -> list[ShardSummary]:
+    """The shards of a job with their attempts and errors; JobError when the job does not exist."""
+    with unit_of_work(engine) as session:
+        if session.get(Job, job_id) is None:
+            raise JobError(f"job {job_id} does not exist")
+        rows = session.execute(
+            select(Shard, func.count(Direction.id))
+            .outerjoin(Direction, Direction.shard_id == Shard.id)
+            .where(Shard.job_id == job_id)
+            .group_by(Shard.id)
+            .order_by(Shard.id)
+        )
+        return [
+            ShardSummary(
+                id=shard.id, status=shard.status, directions=count, attempts=shard.attempts,
+                lease_owner=shard.lease_owner, error=shard.error,
+            )
+            for shard, count in rows
+        ]
