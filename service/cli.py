@@ -11,6 +11,8 @@ import sys
 import click
 
 from service.cli_export import export
+from service.cli_jobs import generate, jobs, worker
+from service.cli_study import study
 from service.config import ConfigError, Settings, load_settings
 
 
@@ -84,6 +86,10 @@ def serve(host: str, port: int) -> None:
 
 
 fvlab.add_command(export)
+fvlab.add_command(generate)
+fvlab.add_command(worker)
+fvlab.add_command(jobs)
+fvlab.add_command(study)
 
 
 def main() -> None:

@@ -1,0 +1,117 @@
+"""`fvlab study …`: create a study from finished jobs, open and close it, list studies.
+
+`study create` takes the same settings as the console's form and goes through the same
+`service.studies.create_study`, so both refuse the same bad input with the same message.
+"""
+
+from __future__ import annotations
+
+import click
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from service.cli import settings_or_exit
+    from service.db import make_engine
+
+    return make_engine(settings_or_exit().database_url)
+
+
+@click.group()
+def study() -> None:
+    """Annotation studies: create, open, close, list."""
+
+
+@study.command("create")
+@click.option("--job", "job_ids", type=int, multiple=True, required=True,
+              help="A finished job whose stimuli the study covers (repeatable).")
+@click.option("--name", required=True, help="Shown to annotators: keep it neutral.")
+@click.option("--ratings-per-item", "k", default=5, show_default=True, type=int,
+              help="Ratings each stimulus needs (k).")
+@click.option("--trials", default=40, show_default=True, type=int,
+              help="Stimulus trials per session.")
+@click.option("--catch-every", default=10, show_default=True, type=int,
+              help="About one catch trial per N trials (0: none).")
+@click.option("--practice", default=3, show_default=True, type=int,
+              help="Practice trials before the real ones (not analysed).")
+@click.option("--question", default=None,
+              help="The question asked of every image (default: the issue's wording).")
+@click.option("--consent-file", type=click.File("r", encoding="utf-8"),
+              help="A text file with the consent text (blank lines separate paragraphs).")
+@click.option("--completion-code", default=None, help="Shown at the end; random when omitted.")
+@click.option("--redirect-url", default=None,
+              help="Where participants go at the end (default: Prolific's completion URL).")
+@click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True,
+              help="The site's public address, for the printed links.")
+def study_create(job_ids: tuple[int, ...], name: str, k: int, trials: int, catch_every: int,
+                 practice: int, question: str | None, consent_file: click.utils.LazyFile | None,
+                 completion_code: str | None, redirect_url: str | None, base_url: str) -> None:
+    """Create a draft study over the stimuli of finished jobs; prints the study URL."""
+    from service.studies import (
+        DEFAULT_QUESTION,
+        StudyError,
+        StudyRequest,
+        annotator_links,
+        create_study,
+        get_study,
+    )
+
+    engine = _engine()
+    request = StudyRequest(
+        job_ids=list(job_ids), name=name, ratings_per_item=k, trials_per_session=trials,
+        catch_every=catch_every, practice_count=practice, question=question or DEFAULT_QUESTION,
+        consent_text=consent_file.read() if consent_file else "",
+        completion_code=completion_code, redirect_url=redirect_url,
+    )
+    try:
+        study_id = create_study(engine, request)
+    except StudyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    created = get_study(engine, study_id)
+    links = annotator_links(base_url, created.slug)
+    click.echo(links["direct"])
+    click.echo(f"study {study_id} created as a draft; completion code {created.completion_code}",
+               err=True)
+    click.echo(f"Prolific link: {links['prolific']}", err=True)
+    click.echo(f"open it for annotators with: fvlab study open {study_id}", err=True)
+
+
+def _set_status(study_id: int, action: str) -> None:
+    from service.studies import StudyError, close_study, open_study
+
+    change = open_study if action == "open" else close_study
+    try:
+        change(_engine(), study_id)
+    except StudyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"study {study_id} is {'open' if action == 'open' else 'closed'}")
+
+
+@study.command("open")
+@click.argument("study_id", type=int)
+def study_open(study_id: int) -> None:
+    """Let annotators in (a draft or closed study)."""
+    _set_status(study_id, "open")
+
+
+@study.command("close")
+@click.argument("study_id", type=int)
+def study_close(study_id: int) -> None:
+    """Stop new sessions; sessions already started may still finish."""
+    _set_status(study_id, "close")
+
+
+@study.command("list")
+def study_list() -> None:
+    """Every study with its status and ratings collected of needed."""
+    from service.studies import list_studies
+
+    studies = list_studies(_engine())
+    if not studies:
+        click.echo("no studies yet")
+        return
+    click.echo(f"{'id':>4}  {'status':<7} {'ratings':>15}  {'slug':<12}  name")
+    for item in studies:
+        progress = f"{item.ratings}/{item.needed}"
+        click.echo(f"{item.id:>4}  {item.status:<7} {progress:>15}  {item.slug:<12}  {item.name}")

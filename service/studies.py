@@ -1,0 +1,279 @@
+"""Studies as researchers make them: create one from finished jobs, open it, close it, list them.
+
+A study is written whole or not at all: `create_study` checks every setting first and writes the
+study, its stimuli and (through `service.catch`) the catch items of the stimuli's size in one
+transaction. New studies start as drafts, so the researcher can look at the contact sheet before
+any annotator can enter; `open_study` lets people in and `close_study` stops new sessions.
+
+Annotators see the study's slug (in the link), its name (in the page title), its question and its
+consent text, so the slug is random rather than derived from the name, and a name that mentions
+the model, a layer or a job of the study is refused: those would tell annotators what they rate.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import quote, urlsplit
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from service.catch import ensure_catch_items
+from service.db import unit_of_work
+from service.models import Direction, Image, Job, Stimulus, Study, StudyStimulus
+
+DEFAULT_QUESTION = (
+    "Does this image show one specific thing you could name — an object, an animal, a body "
+    "part, or a distinctive texture — rather than a mix of unrelated fragments?"
+)
+PROLIFIC_COMPLETE = "https://app.prolific.com/submissions/complete?cc={code}"
+PROLIFIC_QUERY = (
+    "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
+)
+CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{4,100}$")
+SLUG_ALPHABET = string.ascii_lowercase + string.digits
+SLUG_LENGTH = 12
+NAME_MAX_CHARS = 200
+QUESTION_MAX_CHARS = 1000
+CONSENT_MAX_CHARS = 20_000
+URL_MAX_CHARS = 1000
+LIMITS = {  # setting: (lowest, highest)
+    "ratings_per_item": (1, 1000),
+    "trials_per_session": (1, 1000),
+    "catch_every": (0, 1000),
+    "practice_count": (0, 50),
+}
+
+
+class StudyError(ValueError):
+    """A study setting or operation is invalid; the message names the field and the problem."""
+
+
+@dataclass
+class StudyRequest:
+    """What a researcher asks for; `create_study` checks every field before anything is written.
+
+    `catch_every` 0 means no catch trials; `completion_code` None draws a random one;
+    `redirect_url` None sends Prolific participants to Prolific's completion URL with the code.
+    """
+
+    job_ids: list[int]
+    name: str
+    ratings_per_item: int = 5
+    trials_per_session: int = 40
+    catch_every: int = 10
+    practice_count: int = 3
+    question: str = DEFAULT_QUESTION
+    consent_text: str = ""
+    completion_code: str | None = None
+    redirect_url: str | None = None
+
+
+@dataclass
+class StudySummary:
+    """One study as the CLI and the console list it."""
+
+    id: int
+    name: str
+    slug: str
+    status: str
+    stimuli: int
+    ratings_per_item: int
+    ratings: int
+    created_at: datetime
+
+    @property
+    def needed(self) -> int:
+        return self.stimuli * self.ratings_per_item
+
+
+def _check_int(name: str, value: object) -> int:
+    low, high = LIMITS[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise StudyError(f"{name} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise StudyError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _check_text(name: str, value: object, high: int, *, required: bool) -> str:
+    if not isinstance(value, str):
+        raise StudyError(f"{name} must be text")
+    text = value.strip()
+    if required and not text:
+        raise StudyError(f"{name} must not be empty")
+    if len(text) > high:
+        raise StudyError(f"{name} is {len(text)} characters; the limit is {high}")
+    return text
+
+
+def _check_url(value: str) -> str:
+    url = value.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.netloc or len(url) > URL_MAX_CHARS:
+        raise StudyError(f"redirect_url must be an http(s) address, got {value!r}")
+    return url
+
+
+def _check_settings(request: StudyRequest) -> tuple[str, str, str, str, str | None]:
+    """Everything that can be checked without the database: (name, question, consent, code, url)."""
+    name = _check_text("name", request.name, NAME_MAX_CHARS, required=True)
+    for setting in LIMITS:
+        _check_int(setting, getattr(request, setting))
+    question = _check_text("question", request.question, QUESTION_MAX_CHARS, required=True)
+    consent = _check_text("consent_text", request.consent_text, CONSENT_MAX_CHARS, required=False)
+    code = request.completion_code
+    if code is None or not code.strip():
+        code = secrets.token_hex(4).upper()
+    elif not CODE_PATTERN.match(code.strip()):
+        raise StudyError("completion_code must be 4–100 letters, digits, _ or -")
+    raw_url = (request.redirect_url or "").strip()
+    url = _check_url(raw_url) if raw_url else None
+    if not request.job_ids:
+        raise StudyError("jobs: choose at least one finished job")
+    if len(set(request.job_ids)) != len(request.job_ids):
+        raise StudyError(f"jobs: {request.job_ids} lists a job twice")
+    return name, question, consent, code.strip(), url
+
+
+def _finished_jobs(db: Session, job_ids: list[int]) -> list[Job]:
+    jobs = {job.id: job for job in db.scalars(select(Job).where(Job.id.in_(job_ids)))}
+    for job_id in job_ids:
+        job = jobs.get(job_id)
+        if job is None:
+            raise StudyError(f"jobs: job {job_id} does not exist")
+        if job.status != "done":
+            raise StudyError(f"jobs: job {job_id} is {job.status}, not done")
+    return [jobs[job_id] for job_id in job_ids]
+
+
+def _leaked_word(name: str, jobs: list[Job]) -> str | None:
+    """A model, layer or job name of the study that the study's name mentions, if any."""
+    lowered = name.lower()
+    words = {job.model for job in jobs} | {layer for job in jobs for layer in job.layers}
+    words |= {job.name for job in jobs}
+    return next((word for word in sorted(words) if word.lower() in lowered), None)
+
+
+def _stimuli(db: Session, jobs: list[Job]) -> tuple[list[int], int]:
+    """The jobs' stimulus ids and their one common image side; StudyError otherwise."""
+    rows = db.execute(
+        select(Stimulus.id, Image.width, Image.height)
+        .join(Direction, Stimulus.direction_id == Direction.id)
+        .join(Image, Stimulus.image_sha256 == Image.sha256)
+        .where(Direction.job_id.in_([job.id for job in jobs]))
+        .order_by(Stimulus.id)
+    ).all()
+    if not rows:
+        raise StudyError("jobs: the chosen jobs have no rendered stimuli")
+    sizes = {(width, height) for _, width, height in rows}
+    if len(sizes) != 1 or len({side for size in sizes for side in size}) != 1:
+        shown = ", ".join(f"{w}×{h}" for w, h in sorted(sizes))
+        raise StudyError(f"jobs: stimuli must all be one square size to look alike, got {shown}")
+    return [row[0] for row in rows], rows[0][1]
+
+
+def _new_slug(db: Session) -> str:
+    while True:
+        slug = "".join(secrets.choice(SLUG_ALPHABET) for _ in range(SLUG_LENGTH))
+        if db.scalar(select(Study.id).where(Study.slug == slug)) is None:
+            return slug
+
+
+def create_study(engine: Engine, request: StudyRequest) -> int:
+    """Validate the request, then write a draft study over the jobs' stimuli; returns its id.
+
+    Catch items of the stimuli's size are made in the same transaction, so the first annotator
+    does not pay for drawing them. Raises StudyError (and writes nothing) on any bad setting.
+    """
+    name, question, consent, code, url = _check_settings(request)
+    with unit_of_work(engine) as db:
+        jobs = _finished_jobs(db, request.job_ids)
+        leaked = _leaked_word(name, jobs)
+        if leaked is not None:
+            raise StudyError(
+                f"name mentions {leaked!r}; annotators see the name, so keep it neutral"
+            )
+        stimulus_ids, size = _stimuli(db, jobs)
+        study = Study(
+            name=name, slug=_new_slug(db), status="draft", question=question,
+            consent_text=consent, ratings_per_item=request.ratings_per_item,
+            trials_per_session=request.trials_per_session, catch_every=request.catch_every,
+            practice_count=request.practice_count, completion_code=code, redirect_url=url,
+        )
+        db.add(study)
+        db.flush()
+        db.add_all(StudyStimulus(study_id=study.id, stimulus_id=s) for s in stimulus_ids)
+        ensure_catch_items(db, size)
+        return study.id
+
+
+def _set_status(engine: Engine, study_id: int, status: str, allowed_from: tuple[str, ...]) -> None:
+    with unit_of_work(engine) as db:
+        study = db.get(Study, study_id)
+        if study is None:
+            raise StudyError(f"study {study_id} does not exist")
+        if study.status == status:
+            return
+        if study.status not in allowed_from:
+            raise StudyError(f"study {study_id} is {study.status}; it cannot become {status}")
+        study.status = status
+
+
+def open_study(engine: Engine, study_id: int) -> None:
+    """Let annotators in (from draft, or again after closing); opening an open study is a no-op."""
+    _set_status(engine, study_id, "open", ("draft", "closed"))
+
+
+def close_study(engine: Engine, study_id: int) -> None:
+    """Stop new sessions; sessions already started may finish, so no rating is lost."""
+    _set_status(engine, study_id, "closed", ("draft", "open"))
+
+
+def get_study(engine: Engine, study_id: int) -> Study:
+    """The study row (detached); StudyError when it does not exist."""
+    with unit_of_work(engine) as db:
+        study = db.get(Study, study_id)
+        if study is None:
+            raise StudyError(f"study {study_id} does not exist")
+        return study
+
+
+def list_studies(engine: Engine) -> list[StudySummary]:
+    """Every study, newest first, with its stimulus count and ratings collected so far."""
+    from service.study_progress import ratings_per_study
+
+    with unit_of_work(engine) as db:
+        counts = dict(
+            db.execute(
+                select(StudyStimulus.study_id, func.count()).group_by(StudyStimulus.study_id)
+            ).all()
+        )
+        ratings = ratings_per_study(db)
+        return [
+            StudySummary(
+                id=study.id, name=study.name, slug=study.slug, status=study.status,
+                stimuli=int(counts.get(study.id, 0)), ratings_per_item=study.ratings_per_item,
+                ratings=ratings.get(study.id, 0), created_at=study.created_at,
+            )
+            for study in db.scalars(select(Study).order_by(Study.id.desc()))
+        ]
+
+
+def effective_redirect(study: Study) -> str:
+    """Where a Prolific participant goes after the last rating (the study's URL or Prolific's)."""
+    return study.redirect_url or PROLIFIC_COMPLETE.format(code=quote(study.completion_code))
+
+
+def annotator_links(base_url: str, slug: str) -> dict[str, str]:
+    """The links to paste into the recruiting platforms, each with its own URL parameters.
+
+    Prolific fills the {{%…%}} placeholders; MTurk's ExternalQuestion appends workerId,
+    assignmentId, hitId and turkSubmitTo by itself, so its link is the plain one.
+    """
+    plain = f"{base_url.rstrip('/')}/study/{slug}"
+    return {"direct": plain, "prolific": f"{plain}?{PROLIFIC_QUERY}", "mturk": plain}

@@ -1,0 +1,233 @@
+"""What a researcher watches while a study runs: ratings against the target, and who is careless.
+
+Progress counts only stimulus and catch trials; practice trials are training and never data.
+Everything here names conditions, layers and channels, so it is for the researcher console and
+the CLI only, never for an annotator route.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, and_, case, func, select
+from sqlalchemy.orm import Session
+
+from service.db import unit_of_work
+from service.models import (
+    AnnotationSession,
+    Annotator,
+    CatchItem,
+    Direction,
+    Image,
+    Job,
+    Rating,
+    Stimulus,
+    Study,
+    StudyStimulus,
+    Trial,
+)
+from service.studies import StudyError
+
+
+@dataclass
+class ConditionProgress:
+    """Ratings of one condition: `collected` of `needed` (items × k); `complete` items reached k."""
+
+    condition: str
+    items: int
+    collected: int
+    needed: int
+    complete: int
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.collected / self.needed if self.needed else 0.0
+
+
+@dataclass
+class AnnotatorProgress:
+    """One session: who, how long, how many ratings, and how many catch trials went wrong."""
+
+    session_id: int
+    annotator_id: int
+    source: str
+    external_id: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    instructions_seconds: float | None
+    total_seconds: float | None
+    ratings: int
+    catch_answered: int
+    catch_failed: int
+
+    @property
+    def catch_failure_rate(self) -> float | None:
+        return self.catch_failed / self.catch_answered if self.catch_answered else None
+
+
+@dataclass
+class StudyProgress:
+    """The live figures of one study."""
+
+    study_id: int
+    conditions: list[ConditionProgress]
+    annotators: list[AnnotatorProgress]
+
+    @property
+    def completed_sessions(self) -> int:
+        return sum(1 for a in self.annotators if a.status == "completed")
+
+    @property
+    def median_completion_seconds(self) -> float | None:
+        times = [a.total_seconds for a in self.annotators
+                 if a.status == "completed" and a.total_seconds is not None]
+        return statistics.median(times) if times else None
+
+
+@dataclass
+class SheetItem:
+    """One stimulus on the contact sheet, with everything annotators must never see."""
+
+    stimulus_id: int
+    condition: str
+    job_id: int
+    model: str
+    layer: str
+    channel: int | None
+    ratings: int
+    yes: int
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    start = start if start.tzinfo else start.replace(tzinfo=UTC)  # SQLite gives naive UTC
+    end = end if end.tzinfo else end.replace(tzinfo=UTC)
+    return (end - start).total_seconds()
+
+
+def ratings_per_study(db: Session) -> dict[int, int]:
+    """{study id: stimulus ratings collected} (catch and practice trials left out)."""
+    rows = db.execute(
+        select(AnnotationSession.study_id, func.count(Rating.id))
+        .join(Trial, Trial.session_id == AnnotationSession.id)
+        .join(Rating, Rating.trial_id == Trial.id)
+        .where(Trial.kind == "stimulus")
+        .group_by(AnnotationSession.study_id)
+    ).all()
+    return {int(study_id): int(count) for study_id, count in rows}
+
+
+def _per_stimulus(db: Session, study_id: int) -> dict[int, tuple[int, int]]:
+    """{stimulus id: (ratings, yes answers)} of the study's stimulus trials."""
+    rows = db.execute(
+        select(Trial.stimulus_id, func.count(Rating.id),
+               func.sum(case((Rating.interpretable.is_(True), 1), else_=0)))
+        .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
+        .join(Rating, Rating.trial_id == Trial.id)
+        .where(AnnotationSession.study_id == study_id, Trial.kind == "stimulus")
+        .group_by(Trial.stimulus_id)
+    ).all()
+    return {int(sid): (int(n), int(yes or 0)) for sid, n, yes in rows}
+
+
+def _conditions(db: Session, study: Study) -> list[ConditionProgress]:
+    counts = _per_stimulus(db, study.id)
+    kinds = db.execute(
+        select(StudyStimulus.stimulus_id, Direction.kind)
+        .join(Stimulus, StudyStimulus.stimulus_id == Stimulus.id)
+        .join(Direction, Stimulus.direction_id == Direction.id)
+        .where(StudyStimulus.study_id == study.id)
+    ).all()
+    k = study.ratings_per_item
+    result = []
+    for condition in ("basis", "random"):
+        ids = [sid for sid, kind in kinds if kind == condition]
+        got = [counts.get(sid, (0, 0))[0] for sid in ids]
+        result.append(ConditionProgress(condition, len(ids), sum(got), len(ids) * k,
+                                        sum(1 for n in got if n >= k)))
+    return result
+
+
+def _annotators(db: Session, study_id: int) -> list[AnnotatorProgress]:
+    failed = case(
+        (and_(CatchItem.kind == "positive", Rating.interpretable.is_(False)), 1),
+        (and_(CatchItem.kind == "negative", Rating.interpretable.is_(True)), 1),
+        else_=0,
+    )
+    counts = (
+        select(Trial.session_id.label("session_id"),
+               func.count(Rating.id).label("ratings"),
+               func.count(CatchItem.id).label("catch_answered"),
+               func.sum(case((CatchItem.id.is_not(None), failed), else_=0)).label("catch_failed"))
+        .join(Rating, Rating.trial_id == Trial.id)
+        .outerjoin(CatchItem, and_(Trial.kind == "catch", Trial.catch_item_id == CatchItem.id))
+        .where(Trial.kind != "practice")
+        .group_by(Trial.session_id)
+        .subquery()
+    )
+    rows = db.execute(
+        select(AnnotationSession, Annotator, counts.c.ratings, counts.c.catch_answered,
+               counts.c.catch_failed)
+        .join(Annotator, AnnotationSession.annotator_id == Annotator.id)
+        .outerjoin(counts, counts.c.session_id == AnnotationSession.id)
+        .where(AnnotationSession.study_id == study_id)
+        .order_by(AnnotationSession.id)
+    ).all()
+    return [
+        AnnotatorProgress(
+            session_id=session.id, annotator_id=annotator.id, source=annotator.source,
+            external_id=annotator.external_id, status=session.status,
+            started_at=session.started_at, finished_at=session.finished_at,
+            instructions_seconds=_seconds(session.instructions_shown_at,
+                                          session.instructions_done_at),
+            total_seconds=_seconds(session.started_at, session.finished_at),
+            ratings=int(ratings or 0), catch_answered=int(answered or 0),
+            catch_failed=int(bad or 0),
+        )
+        for session, annotator, ratings, answered, bad in rows
+    ]
+
+
+def study_progress(engine: Engine, study_id: int) -> StudyProgress:
+    """Ratings collected vs needed per condition, and every session's times and catch failures."""
+    with unit_of_work(engine) as db:
+        study = db.get(Study, study_id)
+        if study is None:
+            raise StudyError(f"study {study_id} does not exist")
+        return StudyProgress(study.id, _conditions(db, study), _annotators(db, study.id))
+
+
+def contact_sheet(engine: Engine, study_id: int) -> list[SheetItem]:
+    """The study's stimuli with their condition, layer and channel, grouped by condition."""
+    with unit_of_work(engine) as db:
+        if db.get(Study, study_id) is None:
+            raise StudyError(f"study {study_id} does not exist")
+        counts = _per_stimulus(db, study_id)
+        rows = db.execute(
+            select(Stimulus.id, Direction.kind, Job.id, Job.model, Direction.layer,
+                   Direction.channel)
+            .join(StudyStimulus, StudyStimulus.stimulus_id == Stimulus.id)
+            .join(Direction, Stimulus.direction_id == Direction.id)
+            .join(Job, Direction.job_id == Job.id)
+            .where(StudyStimulus.study_id == study_id)
+            .order_by(Direction.kind, Job.id, Direction.layer, Direction.index, Stimulus.id)
+        ).all()
+        return [
+            SheetItem(sid, kind, job_id, model, layer, channel, *counts.get(sid, (0, 0)))
+            for sid, kind, job_id, model, layer, channel in rows
+        ]
+
+
+def stimulus_png(engine: Engine, study_id: int, stimulus_id: int) -> bytes | None:
+    """The PNG of a stimulus of the study, or None when the stimulus is not in it."""
+    with unit_of_work(engine) as db:
+        return db.scalar(
+            select(Image.png)
+            .join(Stimulus, Stimulus.image_sha256 == Image.sha256)
+            .join(StudyStimulus, StudyStimulus.stimulus_id == Stimulus.id)
+            .where(StudyStimulus.study_id == study_id, Stimulus.id == stimulus_id)
+        )
