@@ -1,0 +1,199 @@
+"""`fvlab generate`, `fvlab worker` and `fvlab jobs`: launching, rendering and following jobs.
+
+torch and Lightning are imported inside the command bodies (through `service.jobs` and
+`service.worker` calls), so attaching these commands keeps `fvlab --help` fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import click
+from sqlalchemy import Engine
+
+from service.models import OBJECTIVES, RANDOM_KINDS
+
+SETTLED = ("done", "cancelled")
+
+
+def _engine() -> Engine:
+    from service.cli import settings_or_exit
+    from service.db import make_engine
+
+    return make_engine(settings_or_exit().database_url)
+
+
+def _open_shards(engine: Engine, job_id: int) -> int:
+    from service.jobs import job_shards
+
+    return sum(s.status in ("queued", "running") for s in job_shards(engine, job_id))
+
+
+def _follow(engine: Engine, job_id: int) -> None:
+    """Show a progress bar until the job has no shard left to render; fail unless it is done."""
+    from service.jobs import get_job
+
+    job = get_job(engine, job_id)
+    shown = 0
+    with click.progressbar(length=job.total, label=f"job {job_id}", show_pos=True) as bar:
+        while True:
+            job = get_job(engine, job_id)
+            bar.update(job.progress - shown)
+            shown = job.progress
+            if job.status in SETTLED or _open_shards(engine, job_id) == 0:
+                break
+            time.sleep(1.0)
+    rate = f", {job.images_per_second:.2f} images/s" if job.images_per_second else ""
+    click.echo(f"job {job_id} {job.status}: {job.progress}/{job.total} images{rate}")
+    if job.status != "done":
+        detail = f": {job.error}" if job.error else ""
+        raise click.ClickException(f"job {job_id} {job.status}{detail}")
+
+
+@click.command()
+@click.option("--model", default="efficientnet_lite0", show_default=True)
+@click.option("--layer", "layers", multiple=True, help="Layer to visualize (repeat for several).")
+@click.option("--basis", "n_basis", type=int, default=0, show_default=True,
+              help="Basis directions (channels sampled without replacement) per layer.")
+@click.option("--random", "n_random", type=int, default=0, show_default=True,
+              help="Random directions per layer.")
+@click.option("--random-kind", type=click.Choice(RANDOM_KINDS), default="gaussian",
+              show_default=True)
+@click.option("--objective", type=click.Choice(OBJECTIVES), default="dot", show_default=True)
+@click.option("--size", "image_size", type=int, default=128, show_default=True,
+              help="Image side (px).")
+@click.option("--steps", type=int, default=512, show_default=True, help="Optimization steps.")
+@click.option("--lr", type=float, default=0.05, show_default=True, help="Learning rate.")
+@click.option("--seed", type=int, default=None,
+              help="Seed for directions and renders (default: random).")
+@click.option("--name", default=None, help="Job name (default: model and layers).")
+@click.option("--weights", default=None,
+              help="'random' (untrained control) or a weights file; default: real weights.")
+@click.option("--shard-size", type=int, default=32, show_default=True,
+              help="Directions per shard (the unit a worker claims).")
+@click.option("--demo", is_flag=True,
+              help="Submit the README's demo job, unless the database already holds a job.")
+@click.option("--wait", is_flag=True, help="Follow the job with a progress bar until it ends.")
+def generate(
+    model: str, layers: tuple[str, ...], n_basis: int, n_random: int, random_kind: str,
+    objective: str, image_size: int, steps: int, lr: float, seed: int | None, name: str | None,
+    weights: str | None, shard_size: int, demo: bool, wait: bool,
+) -> None:
+    """Queue a generation job and print its id; `fvlab worker` renders it."""
+    from service.jobs import JobError, JobRequest, submit, submit_demo_if_empty
+
+    engine = _engine()
+    try:
+        if demo:
+            job_id = submit_demo_if_empty(engine)
+            if job_id is None:
+                click.echo("jobs exist already; no demo job queued", err=True)
+                return
+        else:
+            if not layers:
+                raise click.UsageError("give at least one --layer (see `fvlab models`)")
+            request = JobRequest(
+                model=model, layers=list(layers), n_basis=n_basis, n_random=n_random,
+                random_kind=random_kind, objective=objective, image_size=image_size, steps=steps,
+                lr=lr, seed=seed, name=name, weights=weights,
+            )
+            job_id = submit(engine, request, shard_size=shard_size)
+        click.echo(job_id)
+        if wait:
+            _follow(engine, job_id)
+    except JobError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Render until nothing is left to claim, then exit.")
+@click.option("--accelerator", type=click.Choice(("auto", "cpu", "gpu")), default="auto",
+              show_default=True)
+@click.option("--devices", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Devices on this machine; each gets its own rank that claims its own shards.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Images optimized together in one batch.")
+@click.option("--lease-seconds", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="A shard whose worker is silent this long is given to another worker.")
+@click.option("--max-attempts", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Attempts before a shard (and its job) is marked failed.")
+def worker(
+    once: bool, accelerator: str, devices: int, batch_size: int, lease_seconds: float,
+    max_attempts: int,
+) -> None:
+    """Render queued shards (Lightning Fabric); stops cleanly on SIGTERM."""
+    from service.cli import settings_or_exit
+    from service.worker import WorkerConfig, run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    config = WorkerConfig(
+        database_url=settings_or_exit().database_url, accelerator=accelerator, devices=devices,
+        batch_size=batch_size, once=once, lease_seconds=lease_seconds, max_attempts=max_attempts,
+    )
+    try:
+        run(config)
+    except (ValueError, RuntimeError) as exc:  # e.g. --accelerator gpu on a machine without one
+        raise click.ClickException(str(exc)) from exc
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _table(engine: Engine) -> None:
+    from service.jobs import list_jobs
+
+    rows = [("id", "name", "model", "layers", "progress", "status", "images/s")]
+    rows += [
+        (str(j.id), j.name, j.model, ",".join(j.layers), f"{j.progress}/{j.total}", j.status,
+         _rate(j.images_per_second))
+        for j in list_jobs(engine)
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        click.echo("  ".join(cells).rstrip())
+
+
+def _detail(engine: Engine, job_id: int) -> None:
+    from service.jobs import get_job, job_shards
+
+    job = get_job(engine, job_id)
+    click.echo(f"job {job.id}: {job.name}")
+    click.echo(f"  model {job.model}, layers {', '.join(job.layers)}")
+    click.echo(f"  status {job.status}, {job.progress}/{job.total} images, "
+               f"{_rate(job.images_per_second)} images/s, created {job.created_at:%Y-%m-%d %H:%M}")
+    if job.error:
+        click.echo(f"  error: {job.error}")
+    for shard in job_shards(engine, job_id):
+        owner = f", held by {shard.lease_owner}" if shard.lease_owner else ""
+        click.echo(f"  shard {shard.id}: {shard.status}, {shard.directions} directions, "
+                   f"{shard.attempts} attempts{owner}")
+        if shard.error:
+            click.echo(f"    last error: {shard.error}")
+
+
+@click.command()
+@click.argument("args", nargs=-1, metavar="[ID | cancel ID]")
+def jobs(args: tuple[str, ...]) -> None:
+    """List jobs; `jobs ID` shows one with its shards and failures; `jobs cancel ID` stops one."""
+    from service.jobs import JobError, cancel
+
+    if len(args) > 2 or (len(args) == 2 and args[0] != "cancel") or args == ("cancel",):
+        raise click.UsageError("usage: fvlab jobs [ID | cancel ID]")
+    try:
+        job_id = int(args[-1]) if args else None
+    except ValueError as exc:
+        raise click.UsageError(f"job id must be a number, got {args[-1]!r}") from exc
+    engine = _engine()
+    try:
+        if job_id is None:
+            _table(engine)
+        elif args[0] == "cancel":
+            cancel(engine, job_id)
+            click.echo(f"job {job_id} cancelled")
+        else:
+            _detail(engine, job_id)
+    except JobError as exc:
+        raise click.ClickException(str(exc)) from exc
