@@ -80,7 +80,10 @@ def generate(
     objective: str, image_size: int, steps: int, lr: float, seed: int | None, name: str | None,
     weights: str | None, shard_size: int, demo: bool, wait: bool,
 ) -> None:
-    """Queue a generation job and print its id; `fvlab worker` renders it."""
+    """Queue a generation job; prints its id.
+
+    `fvlab worker` renders it; `--wait` follows it with a progress bar.
+    """
     from service.jobs import JobError, JobRequest, submit, submit_demo_if_empty
 
     engine = _engine()
@@ -122,7 +125,11 @@ def worker(
     once: bool, accelerator: str, devices: int, batch_size: int, lease_seconds: float,
     max_attempts: int,
 ) -> None:
-    """Render queued shards (Lightning Fabric); stops cleanly on SIGTERM."""
+    """Render queued shards with Lightning Fabric.
+
+    Runs until SIGTERM (finishing or releasing its shard) or, with --once, until the queue is
+    empty.
+    """
     from service.cli import settings_or_exit
     from service.worker import WorkerConfig, run
 
@@ -177,7 +184,10 @@ def _detail(engine: Engine, job_id: int) -> None:
 @click.command()
 @click.argument("args", nargs=-1, metavar="[ID | cancel ID]")
 def jobs(args: tuple[str, ...]) -> None:
-    """List jobs; `jobs ID` shows one with its shards and failures; `jobs cancel ID` stops one."""
+    """List jobs, show one (ID) or cancel one.
+
+    `fvlab jobs ID` shows the job with its shards and failures; `fvlab jobs cancel ID` stops it.
+    """
     from service.jobs import JobError, cancel
 
     if len(args) > 2 or (len(args) == 2 and args[0] != "cancel") or args == ("cancel",):
