@@ -1,0 +1,153 @@
+"""Ratings in: from an export file (CSV or Parquet) or straight from a study in the database.
+
+Everything the analysis computes rests on this table, so it is validated before anything else
+runs: a malformed file stops with an error naming the first bad row and column, instead of an
+estimate quietly built on half-parsed values. This is the one analysis module that imports
+`service` (for the export's column contract and the database query).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from service.export import CONDITIONS, RATINGS_COLUMNS
+
+STIMULUS_CONDITIONS = ("basis", "random")
+CATCH_CONDITIONS = ("catch_positive", "catch_negative")
+_INT_COLUMNS = ("rating_id", "study_id", "session_id", "annotator_id", "trial_position",
+                "stimulus_id", "catch_item_id", "direction_id", "job_id", "channel",
+                "interpretable", "confidence", "rt_ms")
+_REQUIRED_EVERYWHERE = ("rating_id", "annotator_id", "condition", "interpretable",
+                        "confidence", "rt_ms", "created_at")
+
+
+class RatingsError(ValueError):
+    """The ratings cannot be analysed as given; the message names the row and column."""
+
+
+def _where(frame: pd.DataFrame, bad: np.ndarray, column: str, problem: str) -> None:
+    """Raise for the first row flagged in `bad` (rows count from 1, the header not counted)."""
+    if not bad.any():
+        return
+    first = int(np.flatnonzero(bad)[0])
+    value = frame[column].iloc[first]
+    shown = "empty" if pd.isna(value) else repr(value)
+    raise RatingsError(
+        f"row {first + 1}, column {column!r}: {shown} {problem} ({int(bad.sum())} such rows)"
+    )
+
+
+def _whole_numbers(frame: pd.DataFrame, raw: pd.Series, column: str) -> pd.Series:
+    """A column as nullable integers; text or fractions are errors, empty cells stay empty."""
+    if pd.api.types.is_bool_dtype(raw):
+        return raw.astype("Int64")
+    if pd.api.types.is_numeric_dtype(raw):
+        number = raw.astype("Float64")
+        absent = number.isna().to_numpy()
+    else:
+        text = raw.astype("string").str.strip()
+        absent = text.isna().to_numpy() | (text == "").fillna(True).to_numpy(dtype=bool)
+        number = pd.to_numeric(text.mask(absent), errors="coerce").astype("Float64")
+    whole = number.notna().to_numpy(dtype=bool) & (number.fillna(0) % 1 == 0).to_numpy(dtype=bool)
+    _where(frame, ~absent & ~whole, column, "is not a whole number")
+    return number.astype("Int64")
+
+
+def validate(frame: pd.DataFrame) -> pd.DataFrame:
+    """Check columns and values; return a copy with typed columns (nullable ints, strings).
+
+    Raises:
+        RatingsError: a column is missing, or a value is out of its domain; the message names
+            the first offending row (1-based data row) and the column.
+    """
+    missing = [c for c in RATINGS_COLUMNS if c not in frame.columns]
+    if missing:
+        raise RatingsError(f"missing column(s): {', '.join(missing)}")
+    if frame.empty:
+        raise RatingsError("the file has no ratings")
+    out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
+    for column in RATINGS_COLUMNS:
+        raw = frame[column].reset_index(drop=True)
+        if column in _INT_COLUMNS:
+            out[column] = _whole_numbers(frame, raw, column)
+        else:
+            text = raw.astype("string").str.strip()
+            out[column] = text.mask(text == "")
+    for column in _REQUIRED_EVERYWHERE:
+        _where(frame, out[column].isna().to_numpy(), column, "is required")
+    _where(frame, ~out["condition"].isin(CONDITIONS).to_numpy(), "condition",
+           f"is not one of {', '.join(CONDITIONS)}")
+    _where(frame, ~out["interpretable"].isin([0, 1]).to_numpy(), "interpretable", "is not 0 or 1")
+    _where(frame, ~out["confidence"].between(1, 5).to_numpy(dtype=bool), "confidence",
+           "is not in 1–5")
+    _where(frame, (out["rt_ms"] < 0).to_numpy(dtype=bool), "rt_ms", "is negative")
+    is_stimulus = out["condition"].isin(STIMULUS_CONDITIONS).to_numpy()
+    for column in ("stimulus_id", "layer"):
+        _where(frame, is_stimulus & out[column].isna().to_numpy(), column,
+               "is required on basis/random rows")
+    _where(frame, is_stimulus & out["catch_item_id"].notna().to_numpy(), "catch_item_id",
+           "must be empty on basis/random rows")
+    _where(frame, ~is_stimulus & out["catch_item_id"].isna().to_numpy(), "catch_item_id",
+           "is required on catch rows")
+    _where(frame, ~is_stimulus & out["stimulus_id"].notna().to_numpy(), "stimulus_id",
+           "must be empty on catch rows")
+    _where(frame, (out["condition"] == "random").to_numpy(dtype=bool)
+           & out["channel"].notna().to_numpy(), "channel", "must be empty for random directions")
+    stamps = pd.to_datetime(out["created_at"], format="ISO8601", utc=True, errors="coerce")
+    _where(frame, stamps.isna().to_numpy(), "created_at", "is not an ISO 8601 time")
+    _where(frame, out["rating_id"].duplicated().to_numpy(), "rating_id", "is a duplicate")
+    return out
+
+
+def read_ratings(path: str | Path) -> pd.DataFrame:
+    """Read and validate an export file; `.parquet`/`.pq` as Parquet, anything else as CSV."""
+    source = Path(path)
+    if not source.is_file():
+        raise RatingsError(f"no such file: {source}")
+    try:
+        if source.suffix.lower() in (".parquet", ".pq"):
+            frame = pd.read_parquet(source)
+        else:
+            frame = pd.read_csv(source, keep_default_na=False, na_values=[""],
+                                dtype={"label": "string", "layer": "string",
+                                       "model": "string"})
+    except (ValueError, OSError) as exc:
+        raise RatingsError(f"cannot read {source}: {exc}") from exc
+    return validate(frame)
+
+
+def load_study(database_url: str, study_id: int) -> pd.DataFrame:
+    """Ratings of one study straight from the database, through the same export query."""
+    from service.db import make_engine
+    from service.export import ExportError, ratings_frame
+
+    engine = make_engine(database_url)
+    try:
+        return validate(ratings_frame(engine, study_id))
+    except ExportError as exc:
+        raise RatingsError(str(exc)) from exc
+    finally:
+        engine.dispose()
+
+
+def stimulus_images(database_url: str, stimulus_ids: list[int]) -> dict[int, bytes]:
+    """PNG bytes of the given stimuli, for the report's contact sheet."""
+    from sqlalchemy import select
+
+    from service.db import make_engine
+    from service.models import Image, Stimulus
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(Stimulus.id, Image.png)
+                .join(Image, Stimulus.image_sha256 == Image.sha256)
+                .where(Stimulus.id.in_(stimulus_ids))
+            ).all()
+    finally:
+        engine.dispose()
+    return {int(sid): bytes(png) for sid, png in rows}

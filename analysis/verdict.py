@@ -1,0 +1,67 @@
+"""The answer to the question fvlab exists for, decided by rules fixed in advance.
+
+- `random_often_interpretable`: the lower bound of the random rate's interval exceeds both the
+  yes-rate on negative catch items (what people say to noise) and `min_rate` (a floor for
+  "often", default 0.2). Without negative catch items only the floor applies, and the
+  explanation says so.
+- `basis_more_often`: the interval of basis − random excludes 0 on the positive side AND the
+  stimulus-level permutation p-value is below `alpha`.
+- `finding_reproduced`: both, i.e. "random directions are often interpretable, but less often
+  than basis directions".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def verdict(
+    rates: dict[str, dict[str, Any]], difference: dict[str, Any], *, min_rate: float = 0.2,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
+    """Return `{random_often_interpretable, basis_more_often, finding_reproduced, explanation}`."""
+    random = rates.get("random", {})
+    negative = rates.get("catch_negative", {})
+    random_lo = random.get("ci", [None, None])[0]
+    noise_rate = negative.get("p")
+    sentences = []
+
+    if random_lo is None:
+        often = False
+        sentences.append("The random-direction rate has no interval, so whether random "
+                         "directions are often interpretable cannot be decided.")
+    else:
+        floor = max(min_rate, noise_rate) if noise_rate is not None else min_rate
+        often = random_lo > floor
+        against = (f"the yes-rate on noise catch images ({_pct(noise_rate)}) and the "
+                   f"{_pct(min_rate)} floor" if noise_rate is not None else
+                   f"the {_pct(min_rate)} floor (no negative catch items to compare with)")
+        sentences.append(
+            f"Random directions were rated interpretable {_pct(random.get('p'))} of the time "
+            f"(95% CI {_pct(random_lo)}–{_pct(random['ci'][1])}); the lower bound is "
+            f"{'above' if often else 'not above'} {against}, so random directions "
+            f"{'are' if often else 'are not shown to be'} often interpretable.")
+
+    estimate, (lo, hi), p_value = (difference.get("estimate"), difference.get("ci", [None, None]),
+                                   difference.get("p_value"))
+    if estimate is None or lo is None or p_value is None:
+        more = False
+        sentences.append("The basis − random difference cannot be tested: "
+                         f"{difference.get('method', 'no estimate')}.")
+    else:
+        more = lo > 0 and p_value < alpha
+        sentences.append(
+            f"Basis directions were rated interpretable {_pct(rates['basis']['p'])} of the "
+            f"time, {100 * estimate:+.1f} points versus random (95% CI {100 * lo:+.1f} to "
+            f"{100 * hi:+.1f}, permutation p = {p_value:.3g}); basis directions "
+            f"{'are' if more else 'are not shown to be'} interpretable more often "
+            f"(criterion: interval above 0 and p < {alpha}).")
+    reproduced = often and more
+    sentences.append("The finding \"random directions are often interpretable, but less often "
+                     f"than basis directions\" is {'reproduced' if reproduced else 'not reproduced'}.")
+    return {"random_often_interpretable": bool(often), "basis_more_often": bool(more),
+            "finding_reproduced": bool(reproduced), "explanation": " ".join(sentences)}
