@@ -61,7 +61,8 @@ def verdict(
             f"{'are' if more else 'are not shown to be'} interpretable more often "
             f"(criterion: interval above 0 and p < {alpha}).")
     reproduced = often and more
+    outcome = "reproduced" if reproduced else "not reproduced"
     sentences.append("The finding \"random directions are often interpretable, but less often "
-                     f"than basis directions\" is {'reproduced' if reproduced else 'not reproduced'}.")
+                     f"than basis directions\" is {outcome}.")
     return {"random_often_interpretable": bool(often), "basis_more_often": bool(more),
             "finding_reproduced": bool(reproduced), "explanation": " ".join(sentences)}
