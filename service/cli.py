@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from service.cli_analysis import analyze, power, simulate
 from service.cli_export import export
 from service.cli_jobs import generate, jobs, worker
 from service.cli_study import study
@@ -86,6 +87,8 @@ def serve(host: str, port: int) -> None:
 
 
 fvlab.add_command(export)
+for _command in (analyze, simulate, power):
+    fvlab.add_command(_command)
 fvlab.add_command(generate)
 fvlab.add_command(worker)
 fvlab.add_command(jobs)

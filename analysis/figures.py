@@ -1,0 +1,127 @@
+"""The report's figures (matplotlib, Agg backend): each function writes one PNG and returns it.
+
+Intervals drawn are the bootstrap intervals of results.json, never binomial ones, so the picture
+and the numbers agree.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+CONDITION_COLORS = {"basis": "#1f77b4", "random": "#ff7f0e", "catch_positive": "#2ca02c",
+                    "catch_negative": "#7f7f7f"}
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _errorbar(ax: plt.Axes, x: float, entry: dict[str, Any], color: str) -> None:
+    if entry.get("p") is None:
+        return
+    lo, hi = entry["ci"]
+    yerr = None if lo is None else [[entry["p"] - lo], [hi - entry["p"]]]
+    ax.errorbar([x], [entry["p"]], yerr=yerr, fmt="o", color=color, capsize=5, markersize=8)
+
+
+def rates(results: dict[str, Any], path: Path) -> Path:
+    """Yes-rate per condition with 95% bootstrap intervals."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    names = list(CONDITION_COLORS)
+    for i, name in enumerate(names):
+        _errorbar(ax, i, results["rates"][name], CONDITION_COLORS[name])
+    ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share rated interpretable")
+    ax.set_title("Rate per condition (95% stimulus-bootstrap CI)")
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def per_layer(results: dict[str, Any], path: Path) -> Path:
+    """Basis and random rates per layer."""
+    layers = results["per_layer"]
+    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(layers) + 2), 4))
+    for i, entry in enumerate(layers):
+        for offset, name in ((-0.12, "basis"), (0.12, "random")):
+            _errorbar(ax, i + offset, entry["rates"][name], CONDITION_COLORS[name])
+    ax.set_xticks(range(len(layers)), [e["layer"] for e in layers])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share rated interpretable")
+    ax.set_title("Per layer: basis (blue) and random (orange)")
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def stimulus_distribution(items: pd.DataFrame, path: Path) -> Path:
+    """Histogram of per-stimulus yes-rates, per condition."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bins = np.linspace(0, 1, 21)
+    for name in ("basis", "random"):
+        rows = items[items["condition"] == name]
+        if len(rows):
+            ax.hist(rows["yes"] / rows["n"], bins=bins, alpha=0.5, label=name,
+                    color=CONDITION_COLORS[name], density=True)
+    ax.set_xlabel("per-stimulus share of yes")
+    ax.set_ylabel("density")
+    ax.set_title("How interpretable is each stimulus?")
+    ax.legend()
+    return _save(fig, path)
+
+
+def agreement(results: dict[str, Any], path: Path) -> Path:
+    """Krippendorff's alpha and pairwise agreement per condition."""
+    by = results["agreement"]["by_condition"]
+    names = [n for n in CONDITION_COLORS if n in by]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    x = np.arange(len(names))
+    alphas = [by[n]["krippendorff_alpha"] or 0.0 for n in names]
+    pairs = [by[n]["pair_agreement"] or 0.0 for n in names]
+    ax.bar(x - 0.2, alphas, width=0.4, label="Krippendorff's alpha", color="#555555")
+    ax.bar(x + 0.2, pairs, width=0.4, label="share of pairs agreeing", color="#bbbbbb")
+    ax.set_xticks(x, [n.replace("_", "\n") for n in names])
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_title("Annotator agreement")
+    ax.legend()
+    return _save(fig, path)
+
+
+def contact_sheet(items: pd.DataFrame, images: dict[int, bytes], path: Path,
+                  per_row: int = 6) -> Path | None:
+    """Most and least interpretable stimuli of each condition, with their yes-share."""
+    from PIL import Image
+
+    rows = []
+    for name in ("basis", "random"):
+        ranked = items[items["condition"] == name].assign(rate=lambda d: d["yes"] / d["n"])
+        ranked = ranked.sort_values("rate", ascending=False)
+        rows += [(f"{name}: most", ranked.head(per_row)), (f"{name}: least",
+                                                            ranked.tail(per_row)[::-1])]
+    if not any(int(i) in images for _, chosen in rows for i in chosen["item"]):
+        return None
+    fig, axes = plt.subplots(len(rows), per_row, figsize=(per_row * 1.6, len(rows) * 1.8))
+    for r, (title, chosen) in enumerate(rows):
+        for c in range(per_row):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c < len(chosen):
+                entry = chosen.iloc[c]
+                png = images.get(int(entry["item"]))
+                if png is not None:
+                    ax.imshow(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")))
+                ax.set_title(f"{entry['rate']:.0%}", fontsize=8)
+        axes[r, 0].text(-0.1, 0.5, title, transform=axes[r, 0].transAxes, rotation=90,
+                        ha="right", va="center", fontsize=8)
+    return _save(fig, path)

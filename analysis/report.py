@@ -1,0 +1,174 @@
+"""results.json, figures/*.png and a self-contained report.html for a paper's supplement.
+
+JSON never holds NaN or infinity: anything not finite becomes null, and `json.dumps` runs with
+`allow_nan=False` so a slip would fail loudly instead of writing a file other tools reject.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis import figures
+
+PACKAGES = ("numpy", "pandas", "scipy", "statsmodels", "matplotlib", "krippendorff", "fvlab")
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON types: numpy scalars unwrapped, non-finite floats as None, tuples as lists."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the packages the numbers depend on."""
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
+    return html.escape(str(value))
+
+
+def _ci(pair: list[Any]) -> str:
+    return f"[{_fmt(pair[0])}, {_fmt(pair[1])}]"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _rates_rows(rates: dict[str, Any]) -> list[list[str]]:
+    return [[name, _fmt(r["p"]), _ci(r["ci"]), str(r["n"])] for name, r in rates.items()]
+
+
+def _html(results: dict[str, Any], pictures: dict[str, Path]) -> str:
+    v, d, o, m = (results["verdict"], results["difference"], results["odds_ratio"],
+                  results["mixed_model"])
+    sec = results["secondary"]
+    parts = [
+        "<h1>fvlab: are basis directions more interpretable than random directions?</h1>",
+        f"<p class='verdict'>{html.escape(v['explanation'])}</p>",
+        _table(["criterion", "met"], [[k, _fmt(v[k])] for k in (
+            "random_often_interpretable", "basis_more_often", "finding_reproduced")]),
+        "<h2>Data</h2>",
+        f"<p>{results['n_ratings']} ratings by {results['n_annotators']} annotators of "
+        f"{results['n_stimuli']} stimuli after exclusions "
+        f"({sec['n_ratings_before_exclusions']} before).</p>",
+        "<h2>Rates (95% percentile bootstrap over stimuli)</h2>",
+        _table(["condition", "rate", "95% CI", "ratings"], _rates_rows(results["rates"])),
+        "<h2>Basis − random</h2>",
+        _table(["statistic", "estimate", "95% CI", "p", "method"], [
+            ["difference", _fmt(d["estimate"]), _ci(d["ci"]), _fmt(d["p_value"]),
+             html.escape(d["method"])],
+            ["odds ratio", _fmt(o["estimate"]), _ci(o["ci"]), _fmt(o["p_value"]),
+             html.escape(o["method"])]]),
+        "<h2>Crossed mixed model (secondary)</h2>",
+        f"<p>Conditional log-odds ratio basis vs random {_fmt(m['log_odds'])}; annotator SD "
+        f"{_fmt(m['annotator_sd'])}, stimulus SD {_fmt(m['stimulus_sd'])} (logit scale), from "
+        f"{sec['mixed_model']['n_ratings_used']} ratings. {html.escape(sec['mixed_model']['note'])}"
+        "; the intervals of record are the bootstrap and the clustered GLM above.</p>",
+        "<h2>Per layer (p-values Holm-corrected across layers)</h2>",
+        _table(["layer", "basis", "random", "difference [CI]", "perm. p (Holm)",
+                "odds ratio [CI]", "alpha"], [
+            [html.escape(e["layer"]), _fmt(e["rates"]["basis"]["p"]),
+             _fmt(e["rates"]["random"]["p"]),
+             f"{_fmt(e['difference']['estimate'])} {_ci(e['difference']['ci'])}",
+             f"{_fmt(e['difference']['p_value'])} ({_fmt(e['difference']['p_value_holm'])})",
+             f"{_fmt(e['odds_ratio']['estimate'])} {_ci(e['odds_ratio']['ci'])}",
+             _fmt(e["agreement"]["krippendorff_alpha"])] for e in results["per_layer"]]),
+        "<h2>Confidence (1–5, secondary outcome)</h2>",
+        _table(["condition", "mean", "95% CI", "ratings"], [
+            [name, _fmt(r["p"]), _ci(r["ci"]), str(r["n"])]
+            for name, r in sec["confidence"]["mean"].items()]),
+        f"<p>Basis − random mean confidence: {_fmt(sec['confidence']['difference']['estimate'])}"
+        f" {_ci(sec['confidence']['difference']['ci'])}.</p>",
+        "<h2>Agreement</h2>",
+        f"<p>Krippendorff's alpha (nominal, basis and random stimuli): "
+        f"{_fmt(results['agreement']['krippendorff_alpha'])}; share of rating pairs agreeing: "
+        f"{_fmt(results['agreement']['pair_agreement'])}.</p>",
+        _table(["condition", "alpha", "pairs agreeing"], [
+            [k, _fmt(a["krippendorff_alpha"]), _fmt(a["pair_agreement"])]
+            for k, a in results["agreement"]["by_condition"].items()]),
+        "<h2>Exclusions (declared before analysis)</h2>",
+        f"<p>Rule: {html.escape(results['exclusion_rule'])}.</p>",
+        _table(["rule", "annotators"], [[k, str(n)] for k, n in sec["exclusion_counts"].items()]),
+    ]
+    without = sec["without_exclusions"]
+    if "rates" in without:
+        parts += ["<h3>Without exclusions</h3>",
+                  _table(["condition", "rate", "95% CI", "ratings"], _rates_rows(without["rates"])),
+                  f"<p>Difference {_fmt(without['difference']['estimate'])} "
+                  f"{_ci(without['difference']['ci'])}; "
+                  f"{html.escape(without['verdict']['explanation'])}</p>"]
+    else:
+        parts.append("<p>No annotator was excluded.</p>")
+    if results["notes"]:
+        parts += ["<h2>What could not be estimated</h2><ul>"]
+        parts += [f"<li>{html.escape(n)}</li>" for n in results["notes"]] + ["</ul>"]
+    parts.append("<h2>Figures</h2>")
+    for name, path in pictures.items():
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        parts.append(f"<figure><img alt='{name}' src='data:image/png;base64,{data}'>"
+                     f"<figcaption>{name}</figcaption></figure>")
+    parts += ["<h2>Settings and versions</h2>",
+              f"<pre>{html.escape(json.dumps(results['settings'], indent=2))}</pre>"]
+    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.4}"
+             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;"
+             "padding:.2em .6em;text-align:left}.verdict{font-size:1.1em;background:#f4f4f4;"
+             "padding:1em}img{max-width:100%}")
+    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>fvlab analysis"
+            f"</title><style>{style}</style></head><body>{''.join(parts)}</body></html>")
+
+
+def write_report(
+    results: dict[str, Any], items: pd.DataFrame, out_dir: str | Path,
+    images: dict[int, bytes] | None = None,
+) -> dict[str, Path]:
+    """Write results.json, figures/*.png and report.html under `out_dir`; returns their paths."""
+    out = Path(out_dir)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    results = json_safe({**results, "settings": {**results["settings"], "versions": versions()}})
+    pictures = {
+        "rates": figures.rates(results, out / "figures" / "rates.png"),
+        "per_layer": figures.per_layer(results, out / "figures" / "per_layer.png"),
+        "stimulus_rates": figures.stimulus_distribution(
+            items, out / "figures" / "stimulus_rates.png"),
+        "agreement": figures.agreement(results, out / "figures" / "agreement.png"),
+    }
+    if images:
+        sheet = figures.contact_sheet(items, images, out / "figures" / "contact_sheet.png")
+        if sheet is not None:
+            pictures["contact_sheet"] = sheet
+    (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
+    (out / "report.html").write_text(_html(results, pictures), encoding="utf-8")
+    return {"results": out / "results.json", "report": out / "report.html", **pictures}
