@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask
 
-from annotate import api, database, health, images, study
+from annotate import admin, api, database, health, images, study
 from service.config import load_settings
 
 
@@ -27,4 +27,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     for annotator_bp in (study.bp, api.bp, images.bp):
         app.register_blueprint(annotator_bp)
+    admin.init_app(app)
     return app

@@ -1,0 +1,145 @@
+"""Who may use /admin: signed-in researchers only; every form needs its CSRF token.
+
+The route list comes from the app's own URL map, so a console route added later is checked
+without anyone remembering to add it here.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, func, select
+
+from service.db import unit_of_work
+from service.models import Job, Study
+from tests.annotate.admin_support import PASSWORD, RESEARCHER, csrf, sign_in
+from tests.annotate.conftest import make_study, start
+
+PLACEHOLDERS = {"study_id": 1, "job_id": 1, "stimulus_id": 1, "kind": "ratings", "fmt": "csv",
+                "action": "close"}
+
+
+def console_routes(app: Flask) -> list[tuple[str, str]]:
+    """(method, path) of every /admin route but the login page, with real ids filled in."""
+    routes = []
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("admin.") or rule.endpoint == "admin.login":
+            continue
+        path = rule.rule
+        for name, value in PLACEHOLDERS.items():
+            path = re.sub(rf"<(?:[^:>]+:)?{name}(?:\([^)]*\))?>", str(value), path)
+        assert "<" not in path, f"add a placeholder for {rule.rule}"
+        routes.extend((method, path) for method in sorted(rule.methods - {"HEAD", "OPTIONS"}))
+    return routes
+
+
+def _state(engine: Engine) -> tuple:
+    with unit_of_work(engine) as db:
+        return (db.scalar(select(Study.status).where(Study.id == 1)),
+                db.scalar(select(Job.status).where(Job.id == 1)),
+                db.scalar(select(func.count()).select_from(Job)),
+                db.scalar(select(func.count()).select_from(Study)))
+
+
+def _assert_refused(client: FlaskClient, routes: list[tuple[str, str]], token: str) -> None:
+    for method, path in routes:
+        if method == "GET":
+            response = client.get(path)
+            if path.endswith(".json"):
+                assert response.status_code == 401, path
+                assert response.get_json() == {"error": "sign in as a researcher first"}
+            else:
+                assert response.status_code == 302, path
+                assert response.headers["Location"].startswith("/admin/login"), path
+            assert "secretjob" not in response.text and "blocks.10" not in response.text
+        else:
+            without = client.post(path, data={})
+            assert without.status_code == 400, (path, without.status_code)
+            with_token = client.post(path, data={"csrf_token": token, "job": "1", "name": "x"})
+            assert with_token.status_code == 302, path
+            assert with_token.headers["Location"].startswith("/admin/login"), path
+
+
+def test_every_console_route_refuses_anonymous_and_annotators(app: Flask, engine: Engine) -> None:
+    info = make_study(engine, status="open")
+    routes = console_routes(app)
+    assert len(routes) == 13  # update when the console grows
+    before = _state(engine)
+
+    anonymous = app.test_client()
+    _assert_refused(anonymous, routes, csrf(anonymous))
+
+    annotator = app.test_client()
+    start(annotator, info.slug, "?PROLIFIC_PID=p1&STUDY_ID=s&SESSION_ID=x")
+    _assert_refused(annotator, routes, csrf(annotator))
+    assert _state(engine) == before
+
+    researcher = app.test_client()
+    sign_in(researcher, engine)
+    for method, path in routes:
+        if method == "GET":
+            assert researcher.get(path).status_code in (200, 302), path
+
+
+def test_forms_without_a_valid_csrf_token_change_nothing(client: FlaskClient,
+                                                         engine: Engine) -> None:
+    info = make_study(engine, status="draft")
+    token = sign_in(client, engine)
+    for data in ({}, {"csrf_token": "forged"}, {"csrf_token": token[:-1]}):
+        refused = client.post(f"/admin/studies/{info.id}/open", data=data)
+        assert refused.status_code == 400
+        assert "did not come from this site" in refused.text
+    assert _state(engine)[0] == "draft"
+    by_header = client.post(f"/admin/studies/{info.id}/open", headers={"X-CSRF-Token": token})
+    assert by_header.status_code == 302
+    assert _state(engine)[0] == "open"
+    other_browser = client.application.test_client()
+    stolen = other_browser.post(f"/admin/studies/{info.id}/close", data={"csrf_token": token})
+    assert stolen.status_code == 400  # a token belongs to one browser's cookie
+    assert _state(engine)[0] == "open"
+
+
+def test_login_logout_and_safe_next(client: FlaskClient, engine: Engine) -> None:
+    login_page = client.get("/admin/studies")
+    assert login_page.headers["Location"] == "/admin/login?next=/admin/studies"
+    no_token = client.post("/admin/login", data={"name": RESEARCHER, "password": PASSWORD})
+    assert no_token.status_code == 400
+    sign_in(client, engine)
+    assert client.get("/admin/studies").status_code == 200
+    logout = client.post("/admin/logout", data={"csrf_token": csrf(client, "/admin/studies")})
+    assert logout.status_code == 302
+    assert client.get("/admin/studies").status_code == 302
+    for target, expected in (("/admin/jobs", "/admin/jobs"), ("https://evil.example/", "/admin/"),
+                             ("//evil.example/admin", "/admin/"), ("/study/x", "/admin/")):
+        browser = client.application.test_client()
+        response = browser.post("/admin/login", data={
+            "name": RESEARCHER, "password": PASSWORD, "csrf_token": csrf(browser),
+            "next": target})
+        assert response.headers["Location"] == expected
+
+
+def test_wrong_password_then_rate_limit(app: Flask, engine: Engine) -> None:
+    sign_in(app.test_client(), engine)  # creates the account
+    client = app.test_client()
+    token = csrf(client)
+    for _ in range(5):
+        wrong = client.post("/admin/login", data={"name": RESEARCHER, "password": "nope-nope",
+                                                  "csrf_token": token})
+        assert wrong.status_code == 401
+        assert "Wrong name or password" in wrong.text
+    right = client.post("/admin/login", data={"name": RESEARCHER, "password": PASSWORD,
+                                              "csrf_token": token})
+    assert right.status_code == 429
+    assert "Too many failed attempts" in right.text
+    assert client.get("/admin/studies").status_code == 302  # still signed out
+
+
+@pytest.mark.parametrize("name", ["ghost", ""])
+def test_unknown_user_is_refused(client: FlaskClient, engine: Engine, name: str) -> None:
+    response = client.post("/admin/login", data={"name": name, "password": PASSWORD,
+                                                 "csrf_token": csrf(client)})
+    assert response.status_code == 401
+    assert client.get("/admin/jobs").status_code == 302
