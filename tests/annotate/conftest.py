@@ -43,11 +43,17 @@ class StudyInfo:
 
 
 def stimulus_pixels(seed: int, size: int) -> np.ndarray:
-    """A smooth colourful pattern, different for every seed (like a rendered visualization)."""
+    """A colourful interference pattern, different for every seed, standing in for a rendered
+    feature visualization (gratings of random orientation and frequency in each channel)."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:size, 0:size] / size
-    channels = [np.sin(rng.uniform(2, 12) * x + rng.uniform(2, 12) * y + rng.uniform(0, 6))
-                for _ in range(3)]
+    channels = []
+    for _ in range(3):
+        angles, freqs = rng.uniform(0, np.pi, 4), rng.uniform(4, 30, 4)
+        phases = rng.uniform(0, 6, 4)
+        waves = [np.sin(f * (np.cos(a) * x + np.sin(a) * y) + p)
+                 for a, f, p in zip(angles, freqs, phases, strict=True)]
+        channels.append(np.tanh(1.5 * sum(waves) / 2))
     return ((np.stack(channels, axis=-1) + 1) * 127.5).astype(np.uint8)
 
 
