@@ -2,10 +2,13 @@
 
 A few lines render a batch::
 
-    from service.featurevis import load_model, sample_directions, render, RenderRequest, RenderSettings
+    from service.featurevis import RenderRequest, RenderSettings, load_model, render
+    from service.featurevis import sample_directions
+
     model = load_model("efficientnet_lite0")
     dirs = sample_directions(model.channels("blocks.10"), "blocks.10", "random", 4, seed=0)
-    results = render(model, [RenderRequest("blocks.10", v) for v in dirs.vectors], RenderSettings(), seed=0)
+    requests = [RenderRequest("blocks.10", v) for v in dirs.vectors]
+    results = render(model, requests, RenderSettings(), seed=0)
 """
 
 from service.featurevis.directions import DirectionSet, sample_directions

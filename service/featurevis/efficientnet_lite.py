@@ -109,7 +109,7 @@ class EfficientNetLite0(nn.Module):
         return (images01 * 255.0 - 127.0) / 128.0
 
     def layer_names(self) -> tuple[str, ...]:
-        """Visualizable layers in forward order: ``stem``, ``blocks.0`` … ``blocks.15``, ``head``."""
+        """Layers in forward order: ``stem``, ``blocks.0`` … ``blocks.15``, ``head``."""
         return ("stem", *(f"blocks.{i}" for i in range(len(self._blocks))), "head")
 
     def layer_channels(self) -> dict[str, int]:

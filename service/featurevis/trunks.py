@@ -27,7 +27,7 @@ class Trunk(Protocol):
 
 
 class TinyCNN(nn.Module):
-    """Three ReLU convolutions (8, 16, 32 channels): a model for tests that loads in milliseconds."""
+    """Three ReLU convolutions (8, 16, 32 channels): a test model that loads in milliseconds."""
 
     CHANNELS = {"conv1": 8, "conv2": 16, "conv3": 32}
 

