@@ -13,6 +13,7 @@ import click
 from service.cli_analysis import analyze, power, simulate
 from service.cli_export import export
 from service.cli_jobs import generate, jobs, worker
+from service.cli_models import models
 from service.cli_study import study
 from service.config import ConfigError, Settings, load_settings
 
@@ -93,6 +94,7 @@ fvlab.add_command(generate)
 fvlab.add_command(worker)
 fvlab.add_command(jobs)
 fvlab.add_command(study)
+fvlab.add_command(models)
 
 
 def main() -> None:
