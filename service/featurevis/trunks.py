@@ -27,7 +27,10 @@ class Trunk(Protocol):
 
 
 class TinyCNN(nn.Module):
-    """Three ReLU convolutions (8, 16, 32 channels): a test model that loads in milliseconds."""
+    """Three GELU convolutions (8, 16, 32 channels): a test model that loads in milliseconds.
+
+    GELU rather than ReLU so that no random-init channel is dead: every direction has a gradient.
+    """
 
     CHANNELS = {"conv1": 8, "conv2": 16, "conv3": 32}
 
@@ -46,7 +49,7 @@ class TinyCNN(nn.Module):
 
     def features(self, x: torch.Tensor, last: str) -> Features:
         for name in self.CHANNELS:
-            x = F.relu(getattr(self, name)(x))
+            x = F.gelu(getattr(self, name)(x))
             yield name, x
             if name == last:
                 return
