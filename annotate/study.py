@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from annotate.assign import DEFAULT_RESERVATION, Identity, StartRefused, start_session
@@ -23,7 +23,7 @@ from annotate.current import current_session, remember
 from annotate.database import get_db, get_engine
 from service.catch import instruction_examples
 from service.db import unit_of_work, utcnow
-from service.models import AnnotationSession, Annotator, Study
+from service.models import AnnotationSession, Annotator, Study, Trial
 from service.tokens import new_token
 
 bp = Blueprint("study", __name__, url_prefix="/study")
@@ -192,7 +192,12 @@ def instructions_done(slug: str) -> WerkzeugResponse:
         return redirect(url_for("study.enter", slug=slug))
     if session.instructions_done_at is None:
         with unit_of_work(get_engine()) as db:
-            db.get_one(AnnotationSession, session.id).instructions_done_at = utcnow()
+            row = db.get_one(AnnotationSession, session.id)
+            row.instructions_done_at = utcnow()
+            has_practice = db.scalar(select(func.count(Trial.id)).where(
+                Trial.session_id == row.id, Trial.kind == "practice"))
+            if not has_practice:  # nothing to practise: practice is over when it would start
+                row.practice_done_at = row.instructions_done_at
     return redirect(url_for("study.trials", slug=slug))
 
 

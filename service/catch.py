@@ -56,15 +56,24 @@ def _square_rgb(pixels: np.ndarray, size: int) -> np.ndarray:
     return np.clip(np.rint(resized), 0, 255).astype(np.uint8)
 
 
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+@cache
 def positive_pixels(name: str, size: int) -> np.ndarray:
-    """A clear natural photo from skimage.data, cropped and resized to size×size."""
+    """A clear natural photo from skimage.data, cropped and resized to size×size (read-only;
+    cached, since every study of one size needs the same pixels)."""
     if name not in POSITIVE_SOURCES:
         raise ValueError(f"unknown positive catch source {name!r}")
-    return _square_rgb(getattr(skimage.data, name)(), size)
+    return _frozen(_square_rgb(getattr(skimage.data, name)(), size))
 
 
+@cache
 def negative_pixels(name: str, size: int) -> np.ndarray:
-    """Noise or a flat texture of size×size; seeded, so the same name gives the same pixels."""
+    """Noise or a flat texture of size×size; seeded, so the same name gives the same pixels
+    (read-only, cached)."""
     generators: dict[str, Callable[[np.random.Generator], np.ndarray]] = {
         "uniform-noise-1": lambda rng: rng.integers(0, 256, (size, size, 3)),
         "uniform-noise-2": lambda rng: rng.integers(0, 256, (size, size, 3)),
@@ -78,7 +87,7 @@ def negative_pixels(name: str, size: int) -> np.ndarray:
         raise ValueError(f"unknown negative catch source {name!r}")
     rng = np.random.default_rng(NEGATIVE_SOURCES.index(name) + 1)
     pixels = generators[name](rng)
-    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+    return _frozen(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
 
 
 def ensure_catch_items(session: Session, size: int) -> list[CatchItem]:

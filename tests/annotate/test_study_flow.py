@@ -118,3 +118,13 @@ def test_pages_need_a_session(client: FlaskClient, engine: Engine) -> None:
         response = client.get(f"/study/{info.slug}/{step}")
         assert response.status_code == 302
         assert response.location.endswith(f"/study/{info.slug}")
+
+
+def test_without_practice_practice_is_over_when_instructions_are(client: FlaskClient,
+                                                                 engine: Engine) -> None:
+    info = make_study(engine, practice=0)
+    start(client, info.slug)
+    assert client.get("/api/v1/session").get_json()["phase"] == "trials"
+    with engine.connect() as conn:
+        session = conn.execute(select(AnnotationSession)).one()
+    assert session.practice_done_at == session.instructions_done_at is not None
