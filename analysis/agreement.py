@@ -59,28 +59,57 @@ def _tokens(label: str) -> frozenset[str]:
     return frozenset(_TOKEN.findall(label.lower()))
 
 
-def label_consistency(ratings: pd.DataFrame) -> dict[str, Any]:
-    """Mean pairwise Jaccard overlap of normalised label tokens, over items with ≥ 2 labels."""
-    labelled = ratings[ratings["label"].notna() & ratings["stimulus_id"].notna()]
-    scores = []
-    for _, labels in labelled.groupby("stimulus_id")["label"]:
-        token_sets = [t for t in map(_tokens, labels) if t]
-        if len(token_sets) < 2:
-            continue
-        overlaps = [len(a & b) / len(a | b) for a, b in combinations(token_sets, 2)]
-        scores.append(float(np.mean(overlaps)))
+def _stimulus_overlap(sets: list[frozenset[str]], counts: list[int]) -> float:
+    """Mean Jaccard overlap over all pairs of one stimulus' labels, from distinct token sets."""
+    same = sum(c * (c - 1) / 2 for c in counts)  # identical sets overlap fully
+    cross = sum(counts[i] * counts[j] * len(sets[i] & sets[j]) / len(sets[i] | sets[j])
+                for i, j in combinations(range(len(sets)), 2))
+    m = sum(counts)
+    return (same + cross) / (m * (m - 1) / 2)
+
+
+def label_consistency(ratings: pd.DataFrame, max_items: int = 2000,
+                      seed: int = 0) -> dict[str, Any]:
+    """Mean pairwise Jaccard overlap of normalised label tokens, over items with ≥ 2 labels.
+
+    Labels are reduced to token sets once per distinct text, and each stimulus to counts of
+    distinct sets, so the work grows with distinct labels, not with pairs of ratings. At most
+    `max_items` stimuli (a seeded random subset) are scored; `n_items` says how many were.
+    """
+    labelled = ratings.loc[ratings["label"].notna() & ratings["stimulus_id"].notna(),
+                           ["stimulus_id", "label"]]
+    texts = labelled["label"].astype(object)
+    token_sets = {text: _tokens(str(text)) for text in pd.unique(texts)}
+    keyed = pd.DataFrame({"stimulus": labelled["stimulus_id"].to_numpy(dtype=np.int64),
+                          "tokens": texts.map(token_sets).to_numpy()})
+    keyed = keyed[keyed["tokens"].map(len) > 0]
+    counts = keyed.groupby(["stimulus", "tokens"], sort=False).size()
+    per_item = counts.groupby(level="stimulus").sum()
+    eligible = per_item.index[per_item >= 2].to_numpy()
+    if eligible.size > max_items:
+        eligible = np.random.default_rng(seed).choice(eligible, max_items, replace=False)
+    chosen = counts[counts.index.get_level_values("stimulus").isin(eligible)]
+    scores = [_stimulus_overlap(list(group.index.get_level_values("tokens")),
+                                group.to_list())
+              for _, group in chosen.groupby(level="stimulus")]
     return {"mean_overlap": float(np.mean(scores)) if scores else None,
             "n_items": len(scores)}
+
+
+def alpha(ratings: pd.DataFrame) -> float | None:
+    """Nominal Krippendorff's alpha of the given ratings (stimuli and catch items as units)."""
+    return alpha_from_counts(*_counts(ratings))
 
 
 def agreement(ratings: pd.DataFrame) -> dict[str, Any]:
     """Alpha and pairwise agreement overall (basis + random) and per condition; labels."""
     out: dict[str, Any] = {"by_condition": {}, "label_consistency": {}}
+    ratings = ratings[["condition", "stimulus_id", "catch_item_id", "interpretable", "label"]]
     stim = ratings[ratings["condition"].isin(("basis", "random"))]
     yes, total = _counts(stim)
     out["krippendorff_alpha"] = alpha_from_counts(yes, total)
     out["pair_agreement"] = pair_agreement(yes, total)
-    for condition, rows in ratings.groupby("condition", sort=True):
+    for condition, rows in ratings.groupby("condition", sort=True, observed=True):
         yes, total = _counts(rows)
         out["by_condition"][str(condition)] = {
             "krippendorff_alpha": alpha_from_counts(yes, total),

@@ -69,7 +69,7 @@ def item_table(ratings: pd.DataFrame) -> pd.DataFrame:
                     ratings["catch_item_id"].to_numpy(dtype=np.float64, na_value=0))
     frame = pd.DataFrame({
         "condition": ratings["condition"].to_numpy(dtype=object),
-        "layer": ratings["layer"].fillna("").to_numpy(dtype=object),
+        "layer": ratings["layer"].astype(object).fillna("").to_numpy(dtype=object),
         "item": item.astype(np.int64),
         "yes": ratings["interpretable"].to_numpy(dtype=np.float64),
         "n": 1.0,
@@ -126,7 +126,7 @@ def _by_annotator(
 ) -> list[sparse.csr_array]:
     """Items × annotators sparse sums of yes, ratings and confidence for one stratum."""
     rows = ratings[(ratings["condition"] == condition)
-                   & (ratings["layer"].fillna("") == layer)]
+                   & (ratings["layer"].astype(object).fillna("") == layer)]
     id_column = "stimulus_id" if condition in STIMULUS_CONDITIONS else "catch_item_id"
     item_index = np.searchsorted(item_ids, rows[id_column].to_numpy(dtype=np.int64))
     annot_index = np.searchsorted(annotators, rows["annotator_id"].to_numpy(dtype=np.int64))

@@ -14,15 +14,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 from scipy.special import logit
 
 K_PARAMS = 2
 
 
-def _crv1(scores: np.ndarray, groups: np.ndarray, bread: np.ndarray) -> np.ndarray:
-    """One-way cluster-robust covariance (CRV1) for per-observation scores (N × K)."""
-    _, index = np.unique(groups, return_inverse=True)
+def _crv1(scores: np.ndarray, index: np.ndarray, bread: np.ndarray) -> np.ndarray:
+    """One-way cluster-robust covariance (CRV1); `index` holds dense cluster codes 0..G-1."""
     n_groups = int(index.max()) + 1  # callers ensure at least two clusters
     sums = np.stack([np.bincount(index, weights=scores[:, j], minlength=n_groups)
                      for j in range(scores.shape[1])], axis=1)
@@ -45,9 +45,9 @@ def fit_two_way(
     design = np.column_stack([np.ones_like(yes), basis.astype(np.float64)])
     scores = design * (yes - fitted)[:, None]
     bread = np.linalg.inv((design * (fitted * (1 - fitted))[:, None]).T @ design)
-    _, annot_code = np.unique(annotator, return_inverse=True)
-    _, stim_code = np.unique(stimulus, return_inverse=True)
-    pair = annot_code.astype(np.int64) * (int(stim_code.max()) + 1) + stim_code
+    annot_code = pd.factorize(annotator)[0]
+    stim_code = pd.factorize(stimulus)[0]
+    pair = pd.factorize(annot_code.astype(np.int64) * (int(stim_code.max()) + 1) + stim_code)[0]
     by_annotator = _crv1(scores, annot_code, bread)
     by_stimulus = _crv1(scores, stim_code, bread)
     cov = by_annotator + by_stimulus - _crv1(scores, pair, bread)
@@ -80,7 +80,7 @@ def odds_ratio(
         problem = "needs ratings of both basis and random directions"
     elif not all(0 < yes[m].mean() < 1 for m in (basis, ~basis)):
         problem = "a condition has only yes or only no answers (odds ratio infinite)"
-    elif np.unique(annotator).size < 2 or np.unique(stimulus).size < 2:
+    elif pd.unique(annotator).size < 2 or pd.unique(stimulus).size < 2:
         problem = "needs at least two annotators and two stimuli for clustered errors"
     if problem is not None:
         return {"estimate": None, "ci": [None, None], "p_value": None,

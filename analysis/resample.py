@@ -4,7 +4,7 @@ Ratings are crossed (annotator × stimulus), so the unit of resampling is the st
 rating. Every statistic here is a ratio of sums (yes / ratings, confidence / ratings), so each
 stimulus is reduced to a few sums and a resample is a weight vector over stimuli: a bootstrap
 is a matrix of multinomial counts times the per-stimulus sums, a permutation a matrix of
-shuffled labels times the same sums. Both are built in chunks of resamples to bound memory;
+random label subsets (same count per stratum) times the same sums. Both are built in chunks of resamples to bound memory;
 no Python loop runs per resample.
 
 The two-way variant also reweights annotators (multinomial counts per annotator, shared by all
@@ -93,13 +93,28 @@ def permutation_sums(
     """
     codes = np.unique(strata)
     out = np.empty((n_perm, codes.size, sums.shape[1]))
-    blocks = [(np.flatnonzero(strata == c)) for c in codes]
+    blocks = [np.flatnonzero(strata == c) for c in codes]
     for start, stop in _chunks(n_perm, labels.size):
         for s, members in enumerate(blocks):
-            template = np.broadcast_to(labels[members], (stop - start, members.size))
-            shuffled = rng.permuted(template, axis=1)
-            out[start:stop, s] = shuffled.astype(np.float64) @ sums[members]
+            chosen = _random_subsets(rng, stop - start, members.size,
+                                     int(labels[members].sum()))
+            out[start:stop, s] = chosen.astype(np.float64) @ sums[members]
     return out
+
+
+def _random_subsets(rng: np.random.Generator, n_rows: int, n_items: int, size: int) -> np.ndarray:
+    """`n_rows` uniformly random subsets of `size` of `n_items` items, as a boolean matrix.
+
+    Equivalent to shuffling a label vector with `size` Trues, but about 3× faster: each row's
+    items get uniform random keys and the `size` smallest are chosen (`np.partition`, linear
+    time). Float64 keys make a tie at the threshold, which would choose one item too many,
+    vanishingly unlikely (about n_items / 2**53 per row).
+    """
+    if size == 0 or size == n_items:
+        return np.full((n_rows, n_items), size == n_items)
+    keys = rng.random((n_rows, n_items))
+    threshold = np.partition(keys, size - 1, axis=1)[:, size - 1 : size]
+    return keys <= threshold
 
 
 def percentile_interval(draws: np.ndarray, level: float = 0.95) -> tuple[float, float]:

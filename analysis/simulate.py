@@ -17,7 +17,6 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from analysis.load import validate
 
 VOCABULARY = tuple(
     "dog cat bird eye face wheel text fur feather leaf flower water sky building car window "
@@ -96,7 +95,10 @@ def _assign(rng: np.random.Generator, n_items: int, k: int, n_annotators: int) -
 
 
 def simulate(spec: CrowdSpec) -> tuple[pd.DataFrame, Truth]:
-    """Draw one study; returns the ratings (validated export format) and the truth."""
+    """Draw one study; returns the ratings (export format, as written to file) and the truth.
+
+    Pass the ratings through `analysis.load.validate` before analysing them, as for a file.
+    """
     spec.check()
     rng = np.random.default_rng(spec.seed)
     n_layers, k, n_ann = len(spec.layers), spec.ratings_per_item, spec.n_annotators
@@ -190,4 +192,4 @@ def simulate(spec: CrowdSpec) -> tuple[pd.DataFrame, Truth]:
                   p_random=float(np.mean([v[1] for v in per_layer.values()])),
                   per_layer=per_layer,
                   careless_annotators=frozenset((np.flatnonzero(careless) + 1).tolist()))
-    return validate(frame), truth
+    return frame, truth
