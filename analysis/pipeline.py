@@ -23,7 +23,6 @@ from analysis.glm import odds_ratio
 from analysis.mixed import mixed_model
 from analysis.verdict import verdict
 
-
 ANALYSIS_COLUMNS = ("annotator_id", "stimulus_id", "catch_item_id", "layer", "condition",
                     "interpretable", "confidence", "label", "rt_ms")
 

@@ -4,8 +4,8 @@ Ratings are crossed (annotator × stimulus), so the unit of resampling is the st
 rating. Every statistic here is a ratio of sums (yes / ratings, confidence / ratings), so each
 stimulus is reduced to a few sums and a resample is a weight vector over stimuli: a bootstrap
 is a matrix of multinomial counts times the per-stimulus sums, a permutation a matrix of
-random label subsets (same count per stratum) times the same sums. Both are built in chunks of resamples to bound memory;
-no Python loop runs per resample.
+random label subsets (same count per stratum) times the same sums. Both are built in chunks of
+resamples to bound memory; no Python loop runs per resample.
 
 The two-way variant also reweights annotators (multinomial counts per annotator, shared by all
 strata of one resample, since one annotator rates every condition).

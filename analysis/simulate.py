@@ -17,7 +17,6 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import expit
 
-
 VOCABULARY = tuple(
     "dog cat bird eye face wheel text fur feather leaf flower water sky building car window "
     "stripe spot grid curve circle spiral mesh scale shell insect fish snake tree grass rock "
