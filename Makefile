@@ -20,8 +20,7 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 	touch $@
 
 run: $(VENV)/.installed
-	$(BIN)/fvlab db upgrade
-	$(BIN)/fvlab serve --host $(HOST) --port $(PORT)
+	$(BIN)/python -m service.demo --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest

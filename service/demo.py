@@ -1,0 +1,189 @@
+"""`make run`: the whole fvlab demo on the embedded default, from one command.
+
+It migrates the SQLite store, makes a researcher login and a secret key the first time (kept
+under the data dir, readable by the owner only), queues the demo job unless one exists, starts
+`fvlab worker` and `fvlab serve` as children in this process group, opens a demo study over the
+job once it has rendered, and prints the annotator link and the admin login. Ctrl-C (or SIGTERM)
+stops both children cleanly. A second run reuses everything and is up in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+
+from service.accounts import create_user
+from service.config import ConfigError, Settings, load_settings
+from service.db import make_engine, unit_of_work
+from service.jobs import DEMO_NAME, get_job, submit_demo_if_empty
+from service.migrate import upgrade
+from service.models import Job, Study, StudyStimulus, User
+
+ADMIN_NAME = "admin"
+DEMO_STUDY_NAME = "fvlab demo study"
+POLL_SECONDS = 2.0
+STOP_TIMEOUT_SECONDS = 60.0
+
+
+def _private_file(path: Path, make: str) -> str:
+    """Read `path`, or write `make` into it (mode 0600) the first time."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(make + "\n")
+    return make
+
+
+def _admin_password(engine: Engine, data_dir: Path) -> str | None:
+    """The demo researcher's password, created with the account on first run."""
+    path = data_dir / "admin-password.txt"
+    with unit_of_work(engine) as session:
+        exists = session.scalar(select(User.id).where(User.name == ADMIN_NAME)) is not None
+    if exists:
+        return path.read_text().strip() if path.exists() else None
+    password = secrets.token_urlsafe(12)
+    path.unlink(missing_ok=True)
+    _private_file(path, password)
+    create_user(engine, ADMIN_NAME, password)
+    return password
+
+
+def _demo_job_id(engine: Engine) -> int | None:
+    with unit_of_work(engine) as session:
+        return session.scalar(select(Job.id).where(Job.name == DEMO_NAME).order_by(Job.id))
+
+
+def _demo_study_slug(engine: Engine, job_id: int) -> str:
+    """The demo study's slug, creating and opening it over the finished job when absent."""
+    from service.studies import StudyRequest, create_study, open_study
+
+    with unit_of_work(engine) as session:
+        slug = session.scalar(select(Study.slug).where(Study.name == DEMO_STUDY_NAME))
+    if slug is not None:
+        return slug
+    study_id = create_study(
+        engine,
+        StudyRequest(
+            job_ids=[job_id], name=DEMO_STUDY_NAME, ratings_per_item=3, trials_per_session=12,
+            catch_every=4, practice_count=2,
+        ),
+    )
+    open_study(engine, study_id)
+    with unit_of_work(engine) as session:
+        study = session.get_one(Study, study_id)
+        count = len(session.scalars(
+            select(StudyStimulus.stimulus_id).where(StudyStimulus.study_id == study_id)
+        ).all())
+        print(f"demo study opened over {count} stimuli", flush=True)
+        return study.slug
+
+
+def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A child in our process group that leaves Ctrl-C to us, so we stop it in order."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "service.cli", *args],
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _wait_for_job(engine: Engine, job_id: int, children: list[subprocess.Popen[bytes]]) -> str:
+    """Poll the demo job until it ends, printing its progress; returns its final status."""
+    shown = None
+    while True:
+        job = get_job(engine, job_id)
+        line = f"demo job {job_id}: {job.progress}/{job.total} images, {job.status}"
+        if line != shown:
+            print(line, flush=True)
+            shown = line
+        if job.status in ("done", "failed", "cancelled"):
+            if job.error:
+                print(f"demo job error: {job.error}", flush=True)
+            return job.status
+        if any(child.poll() is not None for child in children):
+            raise RuntimeError("the worker or the site stopped; see the messages above")
+        time.sleep(POLL_SECONDS)
+
+
+def _prepare(settings: Settings) -> tuple[Engine, dict[str, str], str | None, int | None]:
+    env = dict(os.environ)
+    env["FVLAB_DATA_DIR"] = str(settings.data_dir)
+    env["FVLAB_DATABASE_URL"] = settings.database_url
+    if settings.secret_key is None:
+        key_file = settings.data_dir / "secret-key.txt"
+        env["FVLAB_SECRET_KEY"] = _private_file(key_file, secrets.token_hex(32))
+    engine = make_engine(settings.database_url)
+    upgrade(settings.database_url)
+    password = _admin_password(engine, settings.data_dir)
+    queued = submit_demo_if_empty(engine)
+    if queued is not None:
+        print(f"queued the demo job {queued} (EfficientNet-Lite0, basis and random)", flush=True)
+    return engine, env, password, _demo_job_id(engine)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    engine, env, password, job_id = _prepare(settings)
+    signal.signal(signal.SIGTERM, _interrupt)
+    children = [
+        _start(["worker"], env),
+        _start(["serve", "--host", args.host, "--port", str(args.port)], env),
+    ]
+    base = f"http://{args.host}:{args.port}"
+    print(f"site: {base}/  ·  researcher console: {base}/admin", flush=True)
+    if password is None:
+        print(f"admin login: {ADMIN_NAME} (its password file is gone; make another account "
+              "with: fvlab admin create-user NAME)", flush=True)
+    else:
+        print(f"admin login: {ADMIN_NAME} / {password}", flush=True)
+    try:
+        if job_id is not None and _wait_for_job(engine, job_id, children) == "done":
+            print(f"annotator link: {base}/study/{_demo_study_slug(engine, job_id)}", flush=True)
+        print("running; press Ctrl-C to stop the worker and the site", flush=True)
+        while all(child.poll() is None for child in children):
+            time.sleep(1.0)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping the worker and the site…", flush=True)
+        return 0
+    finally:
+        _stop(children)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""`make run` prepares the embedded default once and reuses it on every later start."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from service.accounts import authenticate
+from service.config import load_settings
+from service.db import unit_of_work
+from service.demo import ADMIN_NAME, _prepare
+from service.models import Job
+
+
+def test_second_start_reuses_key_login_and_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FVLAB_DATA_DIR", str(tmp_path / "var"))
+    engine, env, password, job_id = _prepare(load_settings())
+    assert password and job_id is not None
+    assert authenticate(engine, ADMIN_NAME, password) is not None
+    key_file = tmp_path / "var" / "secret-key.txt"
+    assert env["FVLAB_SECRET_KEY"] == key_file.read_text().strip()
+    for private in (key_file, tmp_path / "var" / "admin-password.txt"):
+        assert stat.S_IMODE(private.stat().st_mode) == 0o600
+
+    engine2, env2, password2, job_id2 = _prepare(load_settings())
+    assert (password2, job_id2) == (password, job_id)
+    assert env2["FVLAB_SECRET_KEY"] == env["FVLAB_SECRET_KEY"]
+    with unit_of_work(engine2) as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 1
+        job = session.get_one(Job, job_id)
+        assert job.model == "efficientnet_lite0" and job.n_basis > 0 and job.n_random > 0
