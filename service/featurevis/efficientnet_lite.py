@@ -49,13 +49,29 @@ class SameConv2d(nn.Conv2d):
         k, s = self.kernel_size[0], self.stride[0]
         top, bottom = same_padding(x.shape[-2], k, s)
         left, right = same_padding(x.shape[-1], k, s)
-        if top or bottom or left or right:
-            x = F.pad(x, (left, right, top, bottom))
-        return F.conv2d(x, self.weight, None, self.stride, 0, self.dilation, self.groups)
+        if top == bottom and left == right:  # symmetric: let the convolution pad, no copy
+            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), 1, self.groups)
+        x = F.pad(x, (left, right, top, bottom))
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, 1, self.groups)
 
 
 def batch_norm(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+
+
+@torch.no_grad()
+def fold_batch_norm(owner: nn.Module, conv_name: str, bn_name: str) -> None:
+    """Fold an eval-mode batch norm into the convolution before it, in place.
+
+    With frozen weights and running statistics, conv → BN is one affine map; folding it saves
+    a full read and write of every activation, forward and backward, at each optimization step.
+    """
+    conv: SameConv2d = getattr(owner, conv_name)
+    bn: nn.BatchNorm2d = getattr(owner, bn_name)
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    conv.weight.mul_(scale.view(-1, 1, 1, 1))
+    conv.bias = nn.Parameter(bn.bias - bn.running_mean * scale, requires_grad=False)
+    setattr(owner, bn_name, nn.Identity())
 
 
 class MBConvBlock(nn.Module):
@@ -103,6 +119,17 @@ class EfficientNetLite0(nn.Module):
         self._bn1 = batch_norm(HEAD_CHANNELS)
         self._fc = nn.Linear(HEAD_CHANNELS, num_classes)
 
+    def fold_batch_norms(self) -> EfficientNetLite0:
+        """Fold every batch norm into its convolution (for frozen, eval-mode use only)."""
+        fold_batch_norm(self, "_conv_stem", "_bn0")
+        for block in self._blocks:
+            if block.has_expand:
+                fold_batch_norm(block, "_expand_conv", "_bn0")
+            fold_batch_norm(block, "_depthwise_conv", "_bn1")
+            fold_batch_norm(block, "_project_conv", "_bn2")
+        fold_batch_norm(self, "_conv_head", "_bn1")
+        return self
+
     @staticmethod
     def normalize(images01: torch.Tensor) -> torch.Tensor:
         """The release's own input scaling: pixels in [0, 255] mapped by (x - 127) / 128."""
@@ -111,12 +138,6 @@ class EfficientNetLite0(nn.Module):
     def layer_names(self) -> tuple[str, ...]:
         """Layers in forward order: ``stem``, ``blocks.0`` … ``blocks.15``, ``head``."""
         return ("stem", *(f"blocks.{i}" for i in range(len(self._blocks))), "head")
-
-    def layer_channels(self) -> dict[str, int]:
-        channels = {"stem": STEM_CHANNELS, "head": HEAD_CHANNELS}
-        for i, block in enumerate(self._blocks):
-            channels[f"blocks.{i}"] = block._bn2.num_features
-        return channels
 
     def features(self, x: torch.Tensor, last: str):
         """Yield (name, activation) for each layer in order, stopping after ``last``.

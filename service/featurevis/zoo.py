@@ -124,7 +124,10 @@ class LoadedModel:
 
 
 def load_model(
-    name: str, weights: str | None = None, weights_dir: Path | None = None
+    name: str,
+    weights: str | None = None,
+    weights_dir: Path | None = None,
+    fold_batch_norms: bool = True,
 ) -> LoadedModel:
     """Load a zoo model, frozen and in eval mode.
 
@@ -133,6 +136,8 @@ def load_model(
         weights: ``None`` for the model's real weights, ``"random"`` for a seeded random init
             (the negative control), or the path of a state-dict file.
         weights_dir: where torchvision weight files live; defaults to ``FVLAB_WEIGHTS_DIR``.
+        fold_batch_norms: fold EfficientNet-Lite0's batch norms into its convolutions after
+            loading (same function, less work per step; the weights are frozen anyway).
 
     Raises:
         ModelError: unknown model, missing weight file, or a file that does not fit.
@@ -148,6 +153,8 @@ def load_model(
     elif weights != RANDOM:
         path = Path(weights) if weights is not None else find_weights(name, weights_dir)
         _load_state(net, name, path)
+    if fold_batch_norms and isinstance(net, EfficientNetLite0):
+        net.fold_batch_norms()
     trunk = net if name in ("efficientnet_lite0", "tiny") else torchvision_trunk(name, net)
     return LoadedModel(name, trunk)  # type: ignore[arg-type]
 
