@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask
 
-from annotate import admin, api, database, health, images, study
+from annotate import admin, api, database, health, images, security, study
 from service.config import load_settings
 
 
@@ -23,6 +23,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if test_config is not None:
         app.config.from_mapping(test_config)
 
+    security.init_app(app)
     database.init_app(app)
     app.register_blueprint(health.bp)
     for annotator_bp in (study.bp, api.bp, images.bp):

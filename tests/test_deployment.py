@@ -1,0 +1,112 @@
+"""What can be checked of the Docker deployment without a Docker engine.
+
+The compose file must parse, every command it runs must be a real `fvlab` verb with real options
+or the gunicorn entry point, and the image must install the packages pyproject.toml declares.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import yaml
+
+from service.cli import fvlab
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _command(service: dict[str, Any]) -> list[str]:
+    command = service["command"]
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+def _resolve_fvlab(args: list[str]) -> None:
+    """Parse `args` with the real click group; raises when a verb or option does not exist."""
+    command: click.Command = fvlab
+    ctx = click.Context(fvlab, info_name="fvlab")
+    rest = list(args)
+    while isinstance(command, click.Group) and rest and not rest[0].startswith("-"):
+        sub = command.get_command(ctx, rest.pop(0))
+        assert sub is not None, f"fvlab has no verb in {args}"
+        command = sub
+    command.make_context(command.name or "fvlab", rest, parent=ctx)
+
+
+def test_services_and_their_duties(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == {"postgres", "migrate", "web", "worker"}
+    postgres = services["postgres"]
+    assert any(v.endswith(":/var/lib/postgresql/data") for v in postgres["volumes"])
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("web", "worker"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == (
+            "service_completed_successfully"
+        )
+        assert services[name]["env_file"] == ".env"
+    devices = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices and "gpu" in devices[0]["capabilities"]
+    assert "ports" not in services["worker"], "workers scale with --scale; no fixed ports"
+
+
+def test_every_fvlab_command_is_a_real_verb(compose: dict[str, Any]) -> None:
+    seen = 0
+    for service in compose["services"].values():
+        if "command" in service and _command(service)[0] == "fvlab":
+            _resolve_fvlab(_command(service)[1:])
+            seen += 1
+    assert seen == 2  # migrate and worker
+
+
+def test_gunicorn_entry_point_builds_the_app(
+    compose: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gunicorn.config import Config
+    from gunicorn.util import import_app
+
+    command = _command(compose["services"]["web"])
+    assert command[0] == "gunicorn"
+    parsed = Config().parser().parse_args(command[1:])  # exits on an unknown gunicorn option
+    assert parsed.workers >= 2 and len(parsed.args) == 1
+    monkeypatch.setenv("FVLAB_DATABASE_URL", f"sqlite:///{tmp_path / 'g.db'}")
+    monkeypatch.setenv("FVLAB_SECRET_KEY", "x" * 32)
+    app = import_app(parsed.args[0])
+    assert "healthz" in {rule.endpoint.split(".")[-1] for rule in app.url_map.iter_rules()}
+
+
+def test_image_installs_what_pyproject_declares() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    copied = set(re.findall(r"^COPY\s+(\S+)\s", dockerfile, flags=re.M))
+    for package in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]:
+        assert package.rstrip("*") in copied, f"Dockerfile does not copy {package}"
+    assert "pyproject.toml" in dockerfile.split("COPY", 2)[1]
+    assert re.search(r"^RUN pip install \.$", dockerfile, flags=re.M)
+    python = re.search(r"^FROM python:(\d+)\.(\d+)", dockerfile, flags=re.M)
+    assert python is not None
+    minimum = tuple(int(x) for x in pyproject["project"]["requires-python"][2:].split("."))
+    assert (int(python[1]), int(python[2])) >= minimum
+
+
+def test_env_example_defines_every_required_variable() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    required = set(re.findall(r"\$\{(\w+):\?", text))
+    example = dict(
+        line.split("=", 1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert required <= set(example)
+    assert "FVLAB_SECRET_KEY" in example
+
