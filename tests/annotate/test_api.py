@@ -209,3 +209,31 @@ def test_no_input_gives_a_500(sqlite_url: str) -> None:
     check()
     app.extensions["fvlab_engine"].dispose()
     engine.dispose()
+
+
+def test_racing_duplicate_submits_store_one_rating(postgres_url: str) -> None:
+    """Eight copies of one submit at the same moment (a frantic double click on a slow line)."""
+    import threading
+
+    engine = make_engine(postgres_url)
+    Base.metadata.create_all(engine)
+    app = create_app({"DATABASE_URL": postgres_url, "TESTING": True, "SECRET_KEY": SECRET})
+    client = app.test_client()
+    start(client, make_study(engine).slug)
+    url = _first(client)["rating"]
+    barrier = threading.Barrier(8)
+    statuses: list[int] = []
+
+    def submit() -> None:
+        barrier.wait()
+        statuses.append(client.post(url, json=GOOD).status_code)
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(statuses) == [200] * 7 + [201]
+    assert _ratings(engine) == 1
+    app.extensions["fvlab_engine"].dispose()
+    engine.dispose()

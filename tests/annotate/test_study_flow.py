@@ -128,3 +128,20 @@ def test_without_practice_practice_is_over_when_instructions_are(client: FlaskCl
     with engine.connect() as conn:
         session = conn.execute(select(AnnotationSession)).one()
     assert session.practice_done_at == session.instructions_done_at is not None
+
+
+def test_shown_and_answered_times_are_kept(client: FlaskClient, engine: Engine) -> None:
+    info = make_study(engine)
+    start(client, info.slug)
+    trial = client.get("/api/v1/trials?limit=1").get_json()["trials"][0]
+    assert client.post(trial["shown"]).status_code == 204
+    with engine.connect() as conn:
+        first_shown = conn.scalar(select(Trial.served_at).where(Trial.token == trial["token"]))
+    assert first_shown is not None
+    assert client.post(trial["shown"]).status_code == 204  # a reload keeps the first time
+    client.post(trial["rating"], json={"interpretable": True, "confidence": 5, "label": None,
+                                       "rt_ms": 400})
+    with engine.connect() as conn:
+        row = conn.execute(select(Trial.served_at, Trial.answered_at)
+                           .where(Trial.token == trial["token"])).one()
+    assert row.served_at == first_shown and row.answered_at >= row.served_at
