@@ -1,0 +1,95 @@
+"""Loading and validating ratings: good files load, malformed ones name the row and column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis.load import RatingsError, load_study, read_ratings, stimulus_images, validate
+from analysis.simulate import CrowdSpec, simulate
+from service.export import RATINGS_COLUMNS, write_frame
+
+
+@pytest.fixture
+def raw() -> pd.DataFrame:
+    return simulate(CrowdSpec(n_annotators=10, n_stimuli=40, ratings_per_item=3, seed=1))[0]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_simulated_export_round_trips(raw: pd.DataFrame, tmp_path: Path, fmt: str) -> None:
+    path = write_frame(raw, tmp_path / f"r.{fmt}", fmt)  # type: ignore[arg-type]
+    back = read_ratings(path)
+    assert list(back.columns) == list(RATINGS_COLUMNS)
+    assert len(back) == len(raw)
+    pd.testing.assert_series_equal(back["interpretable"], validate(raw)["interpretable"])
+    catch = back[back["condition"].isin(["catch_positive", "catch_negative"])]
+    assert catch["stimulus_id"].isna().all() and catch["layer"].isna().all()
+    assert back.loc[back["condition"] == "random", "channel"].isna().all()
+
+
+def _broken(raw: pd.DataFrame, row: int, column: str, value: object) -> pd.DataFrame:
+    frame = raw.astype(object).copy()
+    frame.loc[row, column] = value
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("condition", "baseline", "row 4, column 'condition': 'baseline' is not one of"),
+        ("interpretable", 2, "row 4, column 'interpretable': 2 is not 0 or 1"),
+        ("confidence", 7, "row 4, column 'confidence': 7 is not in 1–5"),
+        ("confidence", "high", "row 4, column 'confidence': 'high' is not a whole number"),
+        ("rt_ms", -5, "row 4, column 'rt_ms': -5 is negative"),
+        ("annotator_id", None, "row 4, column 'annotator_id': empty is required"),
+        ("stimulus_id", None, "row 4, column 'stimulus_id': empty is required on basis/random"),
+        ("catch_item_id", 3, "row 4, column 'catch_item_id': 3 must be empty on basis/random"),
+        ("created_at", "yesterday", "row 4, column 'created_at': 'yesterday' is not an ISO"),
+    ],
+)
+def test_bad_values_name_row_and_column(raw: pd.DataFrame, column: str, value: object,
+                                        message: str) -> None:
+    assert raw.loc[3, "condition"] in ("basis", "random")
+    with pytest.raises(RatingsError, match=message):
+        validate(_broken(raw, 3, column, value))
+
+
+def test_bad_csv_names_the_row(raw: pd.DataFrame, tmp_path: Path) -> None:
+    path = write_frame(_broken(raw, 9, "confidence", 9), tmp_path / "r.csv", "csv")
+    with pytest.raises(RatingsError, match="row 10, column 'confidence'"):
+        read_ratings(path)
+
+
+def test_missing_columns_and_empty_and_unreadable(raw: pd.DataFrame, tmp_path: Path) -> None:
+    with pytest.raises(RatingsError, match="missing column\\(s\\): layer, condition"):
+        validate(raw.drop(columns=["layer", "condition"]))
+    with pytest.raises(RatingsError, match="no ratings"):
+        validate(raw.iloc[:0])
+    with pytest.raises(RatingsError, match="no such file"):
+        read_ratings(tmp_path / "absent.csv")
+    garbage = tmp_path / "g.parquet"
+    garbage.write_bytes(b"not parquet")
+    with pytest.raises(RatingsError, match="cannot read"):
+        read_ratings(garbage)
+
+
+def test_duplicate_rating_ids(raw: pd.DataFrame) -> None:
+    with pytest.raises(RatingsError, match="row 2, column 'rating_id'.*duplicate"):
+        validate(_broken(raw, 1, "rating_id", raw.loc[0, "rating_id"]))
+
+
+def test_load_study_from_the_database(engine, db_url: str) -> None:  # type: ignore[no-untyped-def]
+    from tests.service.test_export import _build
+
+    ids = _build(engine)
+    frame = load_study(db_url, ids["study"])
+    assert len(frame) == 4
+    assert sorted(frame["condition"].astype(str)) == ["basis", "catch_negative",
+                                                      "catch_positive", "random"]
+    images = stimulus_images(db_url, [ids["stim_b"], ids["stim_r"]])
+    assert set(images) == {ids["stim_b"], ids["stim_r"]}
+    assert all(png.startswith(b"\x89PNG") for png in images.values())
+    with pytest.raises(RatingsError, match="no study with id 999"):
+        load_study(db_url, 999)

@@ -1,0 +1,99 @@
+"""The whole analysis and its report: DESIGN.md keys, no NaN, bad input handled with words."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis.estimate import Options, item_table
+from analysis.pipeline import AnalysisConfig, analyze
+from analysis.report import write_report
+
+FAST = AnalysisConfig(options=Options(n_boot=300, n_perm=300), mixed_max_ratings=600)
+TOP_KEYS = {"n_ratings", "n_annotators", "n_stimuli", "excluded_annotators", "exclusion_rule",
+            "rates", "difference", "odds_ratio", "mixed_model", "agreement", "per_layer",
+            "verdict", "settings"}
+
+
+def _no_nan(text: str) -> None:
+    assert "NaN" not in text and "Infinity" not in text
+    json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+
+
+def test_report_has_the_design_keys(study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ratings, truth = study
+    results = analyze(ratings, FAST)
+    written = write_report(results, item_table(ratings), tmp_path)
+    text = written["results"].read_text()
+    _no_nan(text)
+    data = json.loads(text)
+    assert TOP_KEYS <= set(data)
+    assert set(data["rates"]) == {"basis", "random", "catch_positive", "catch_negative"}
+    assert set(data["rates"]["basis"]) == {"p", "ci", "n"}
+    for key in ("difference", "odds_ratio"):
+        assert set(data[key]) == {"estimate", "ci", "p_value", "method"}
+    assert set(data["mixed_model"]) == {"log_odds", "annotator_sd", "stimulus_sd"}
+    assert set(data["verdict"]) == {"random_often_interpretable", "basis_more_often",
+                                    "finding_reproduced", "explanation"}
+    assert "krippendorff_alpha" in data["agreement"] and data["agreement"]["by_condition"]
+    assert [e["layer"] for e in data["per_layer"]] == ["blocks.10", "blocks.4"]
+    assert all("p_value_holm" in e["difference"] for e in data["per_layer"])
+    assert set(data["excluded_annotators"]) >= truth.careless_annotators
+    assert data["verdict"]["finding_reproduced"] is True
+    lo, hi = data["difference"]["ci"]
+    assert lo <= truth.difference <= hi
+    assert "rates" in data["secondary"]["without_exclusions"]
+    html = written["report"].read_text()
+    assert data["verdict"]["explanation"].split(" (")[0] in html
+    assert html.count("data:image/png;base64,") == 4 and "http" not in html.split("<style>")[0]
+    assert "statsmodels" in html and "Without exclusions" in html
+    assert all((tmp_path / "figures" / f"{n}.png").stat().st_size > 1000
+               for n in ("rates", "per_layer", "stimulus_rates", "agreement"))
+
+
+def test_contact_sheet_when_images_exist(study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from service.images import encode_png
+
+    ratings = study[0]
+    items = item_table(ratings)
+    png = encode_png(np.full((8, 8, 3), 128, dtype=np.uint8)).png
+    images = {int(i): png for i in items.loc[items["condition"] == "basis", "item"]}
+    written = write_report(analyze(ratings, FAST), items, tmp_path, images)
+    assert written["contact_sheet"].exists()
+
+
+def test_one_condition_absent_is_reported_not_crashed(study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ratings = study[0]
+    only_basis = ratings[ratings["condition"] != "random"].reset_index(drop=True)
+    results = analyze(only_basis, FAST)
+    written = write_report(results, item_table(only_basis), tmp_path)
+    _no_nan(written["results"].read_text())
+    assert results["rates"]["random"] == {"p": None, "ci": [None, None], "n": 0}
+    assert results["difference"]["estimate"] is None
+    assert results["verdict"]["finding_reproduced"] is False
+    assert any("no random ratings" in note for note in results["notes"])
+    assert "What could not be estimated" in written["report"].read_text()
+
+
+def test_single_annotator_says_what_cannot_be_estimated(study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ratings = study[0]
+    busiest = ratings["annotator_id"].value_counts().index[0]
+    alone = ratings[ratings["annotator_id"] == busiest].reset_index(drop=True)
+    results = analyze(alone, FAST)
+    _no_nan(write_report(results, item_table(alone), tmp_path)["results"].read_text())
+    assert results["odds_ratio"]["estimate"] is None
+    assert results["mixed_model"]["annotator_sd"] is None
+    assert results["agreement"]["krippendorff_alpha"] is None
+    assert any("alpha is undefined" in note for note in results["notes"])
+
+
+def test_exclusions_removing_everyone_is_an_error(study) -> None:  # type: ignore[no-untyped-def]
+    ratings = study[0].copy()
+    ratings["rt_ms"] = pd.array([10] * len(ratings), dtype="Int64")
+    with pytest.raises(ValueError, match="removed every annotator"):
+        analyze(ratings, FAST)
