@@ -155,3 +155,38 @@ def test_phone_layout_fits_and_works_by_touch(browser: Any, site: LiveSite) -> N
     assert page.inner_text("#progress-label") == "2 of 4"
     assert _stored(site) == sent
     assert problems == []
+
+
+def test_mturk_hand_off_posts_the_assignment_after_the_last_rating(browser: Any,
+                                                                   site: LiveSite) -> None:
+    info = site.study(trials=2, catch_every=0, practice=0, size=64)
+    page, problems = _page(browser, viewport={"width": 1280, "height": 900})
+    posts: list[tuple[str, str, str | None]] = []
+
+    def mturk(route: Any) -> None:
+        request = route.request
+        posts.append((request.method, request.url, request.post_data))
+        route.fulfill(status=200, body="mturk", content_type="text/plain")
+
+    page.route("https://workersandbox.mturk.com/**", mturk)
+    page.goto(f"{site.url}/study/{info.slug}?workerId=W7&assignmentId=A7&hitId=H7"
+              "&turkSubmitTo=https%3A%2F%2Fworkersandbox.mturk.com")
+    page.click("input[name=consent]")
+    page.click("text=Continue")
+    page.click("text=Start")
+    page.wait_for_url("**/trials")
+
+    def by_mouse(page: Any, index: int) -> tuple[bool, int, str | None]:
+        page.click("[data-answer=yes]")
+        page.click("[data-confidence='3']")
+        page.click("#next")
+        return True, 3, None
+
+    sent = _play(page, by_mouse)
+    assert _stored(site) == sent and len(sent) == 2
+    page.wait_for_url("https://workersandbox.mturk.com/mturk/externalSubmit", timeout=15_000)
+    assert [(method, url) for method, url, _ in posts] == [
+        ("POST", "https://workersandbox.mturk.com/mturk/externalSubmit")
+    ]
+    assert "assignmentId=A7" in (posts[0][2] or "")
+    assert problems == []
