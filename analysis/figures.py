@@ -99,29 +99,37 @@ def agreement(results: dict[str, Any], path: Path) -> Path:
 
 
 def contact_sheet(items: pd.DataFrame, images: dict[int, bytes], path: Path,
-                  per_row: int = 6) -> Path | None:
-    """Most and least interpretable stimuli of each condition, with their yes-share."""
+                  per_row: int = 6, tile: int = 96) -> Path | None:
+    """Most and least interpretable stimuli of each condition, with their yes-share.
+
+    The tiles are pasted into one array and drawn as a single image (one axes instead of
+    dozens keeps this fast).
+    """
     from PIL import Image
 
     rows = []
     for name in ("basis", "random"):
         ranked = items[items["condition"] == name].assign(rate=lambda d: d["yes"] / d["n"])
         ranked = ranked.sort_values("rate", ascending=False)
-        rows += [(f"{name}: most", ranked.head(per_row)), (f"{name}: least",
-                                                            ranked.tail(per_row)[::-1])]
+        rows += [(f"{name}: most", ranked.head(per_row)),
+                 (f"{name}: least", ranked.tail(per_row)[::-1])]
     if not any(int(i) in images for _, chosen in rows for i in chosen["item"]):
         return None
-    fig, axes = plt.subplots(len(rows), per_row, figsize=(per_row * 1.6, len(rows) * 1.8))
+    gap = 4
+    sheet = np.full((len(rows) * (tile + gap), per_row * (tile + gap), 3), 255, dtype=np.uint8)
+    fig, ax = plt.subplots(figsize=(per_row * 1.4 + 1.2, len(rows) * 1.5))
     for r, (title, chosen) in enumerate(rows):
-        for c in range(per_row):
-            ax = axes[r, c]
-            ax.axis("off")
-            if c < len(chosen):
-                entry = chosen.iloc[c]
-                png = images.get(int(entry["item"]))
-                if png is not None:
-                    ax.imshow(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")))
-                ax.set_title(f"{entry['rate']:.0%}", fontsize=8)
-        axes[r, 0].text(-0.1, 0.5, title, transform=axes[r, 0].transAxes, rotation=90,
-                        ha="right", va="center", fontsize=8)
+        top = r * (tile + gap)
+        ax.text(-gap, top + tile / 2, title, ha="right", va="center", fontsize=8)
+        for c, (_, entry) in enumerate(chosen.iterrows()):
+            left = c * (tile + gap)
+            png = images.get(int(entry["item"]))
+            if png is not None:
+                picture = Image.open(io.BytesIO(png)).convert("RGB").resize((tile, tile))
+                sheet[top:top + tile, left:left + tile] = np.asarray(picture)
+            ax.text(left + tile / 2, top + tile + gap / 2, f"{entry['rate']:.0%}", ha="center",
+                    va="center", fontsize=7, backgroundcolor="white")
+    ax.imshow(sheet)
+    ax.set_axis_off()
+    ax.set_title("Most and least interpretable stimuli (share of yes)")
     return _save(fig, path)

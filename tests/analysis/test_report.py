@@ -18,14 +18,19 @@ TOP_KEYS = {"n_ratings", "n_annotators", "n_stimuli", "excluded_annotators", "ex
             "verdict", "settings"}
 
 
+@pytest.fixture(scope="module")
+def results(study) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    """The full analysis of the shared study, run once for the tests that only read it."""
+    return analyze(study[0], FAST)
+
+
 def _no_nan(text: str) -> None:
     assert "NaN" not in text and "Infinity" not in text
     json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
 
 
-def test_report_has_the_design_keys(study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_report_has_the_design_keys(study, results, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ratings, truth = study
-    results = analyze(ratings, FAST)
     written = write_report(results, item_table(ratings), tmp_path)
     text = written["results"].read_text()
     _no_nan(text)
@@ -54,7 +59,7 @@ def test_report_has_the_design_keys(study, tmp_path: Path) -> None:  # type: ign
                for n in ("rates", "per_layer", "stimulus_rates", "agreement"))
 
 
-def test_contact_sheet_when_images_exist(study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_contact_sheet_when_images_exist(study, results, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import numpy as np
 
     from service.images import encode_png
@@ -63,7 +68,7 @@ def test_contact_sheet_when_images_exist(study, tmp_path: Path) -> None:  # type
     items = item_table(ratings)
     png = encode_png(np.full((8, 8, 3), 128, dtype=np.uint8)).png
     images = {int(i): png for i in items.loc[items["condition"] == "basis", "item"]}
-    written = write_report(analyze(ratings, FAST), items, tmp_path, images)
+    written = write_report(results, items, tmp_path, images)
     assert written["contact_sheet"].exists()
 
 
