@@ -98,6 +98,17 @@ def test_weight_files_load_strictly(tmp_path) -> None:
         load_model("efficientnet_lite0", weights=str(tmp_path / "absent.pth"))
 
 
+def test_folded_batch_norms_compute_the_same_function() -> None:
+    folded = load_model("efficientnet_lite0")
+    plain = load_model("efficientnet_lite0", fold_batch_norms=False)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.module.modules())
+    x = torch.rand(2, 3, 72, 72)
+    for layer in ("stem", "blocks.10", "head"):
+        a = folded.activations(x, [layer])[layer]
+        b = plain.activations(x, [layer])[layer]
+        torch.testing.assert_close(a, b, atol=1e-3 * float(b.abs().max()), rtol=0)
+
+
 def _top5(model, photo: np.ndarray) -> list[int]:
     image = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
     image = F.interpolate(image, size=(224, 224), mode="bilinear", antialias=True)
