@@ -19,8 +19,8 @@ from PIL import Image as PILImage
 from sqlalchemy import Engine, select
 from werkzeug.test import TestResponse
 
-from service.models import CatchItem, Direction, Image, Stimulus, Trial
-from tests.annotate.conftest import make_study
+from service.models import CatchItem, Image, Stimulus, Trial
+from tests.annotate.conftest import StudyInfo, make_study
 
 TRIAL_KEYS = {"token", "practice", "image", "shown", "rating"}
 STATE_KEYS = {"phase", "practice", "trials", "done_url"}
@@ -54,16 +54,15 @@ class Recorder:
         return response
 
 
-def _secrets(engine: Engine, info: object) -> list[str]:
+def _secrets(engine: Engine, info: StudyInfo) -> list[str]:
     """Strings that would identify an item's condition or origin if an annotator saw them."""
     with engine.connect() as conn:
         stimulus_tokens = list(conn.scalars(select(Stimulus.token)))
         catch_tokens = list(conn.scalars(select(CatchItem.token)))
         catch_sources = list(conn.scalars(select(CatchItem.source)))
         hashes = list(conn.scalars(select(Image.sha256)))
-        channels = [c for c in conn.scalars(select(Direction.channel)) if c is not None]
-    assert stimulus_tokens and catch_tokens and channels
-    return [info.job_name, info.model, info.layer, "efficientnet", "blocks.",  # type: ignore[attr-defined]
+    assert stimulus_tokens and catch_tokens
+    return [info.job_name, info.model, info.layer, "efficientnet", "blocks.",
             *stimulus_tokens, *catch_tokens, *catch_sources, *hashes]
 
 

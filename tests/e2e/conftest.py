@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask, Response
@@ -50,8 +51,8 @@ class LiveSite:
     engine: Engine
     app: Flask
 
-    def study(self, **options: object) -> StudyInfo:
-        return make_study(self.engine, **options)  # type: ignore[arg-type]
+    def study(self, **options: Any) -> StudyInfo:
+        return make_study(self.engine, **options)
 
 
 def _strict_csp(response: Response) -> Response:
