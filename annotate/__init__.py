@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask
 
-from annotate import admin, api, database, health, images, security, study
+from annotate import admin, api, database, errors, health, images, security, study
 from service.config import load_settings
 
 
@@ -24,6 +24,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
 
     security.init_app(app)
+    errors.init_app(app)
     database.init_app(app)
     app.register_blueprint(health.bp)
     for annotator_bp in (study.bp, api.bp, images.bp):
