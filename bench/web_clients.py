@@ -1,0 +1,160 @@
+"""Simulated annotators for bench/web_load.py: closed-loop HTTP clients over loopback.
+
+Each client is one browser (its own cookie jar and connection) that answers as fast as the
+server lets it, with no human think time, so the run measures the server's capacity. Every
+request is timed per route; anything but the expected status (or a transport error) counts as
+an error. A client stops starting new requests when the deadline passes and finishes the one in
+flight, so every acknowledged rating is known before the database is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import aiohttp
+import numpy as np
+
+REQUEST_TIMEOUT_S = 30.0
+ERROR_PAUSE_S = 0.1  # after a failed request, as the page's own retry loop waits
+RATING = {"interpretable": True, "confidence": 3, "label": None, "rt_ms": 900}
+
+
+@dataclass
+class Tally:
+    """Latencies (ms) per route, errors by kind, and acknowledged writes."""
+
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    acknowledged: int = 0
+
+    @property
+    def requests(self) -> int:
+        return sum(len(values) for values in self.latencies.values())
+
+    def percentiles(self) -> dict[str, tuple[int, float, float, float]]:
+        """{route: (count, p50, p95, p99)} in milliseconds."""
+        table = {}
+        for route, values in sorted(self.latencies.items()):
+            p50, p95, p99 = np.percentile(values, [50, 95, 99])
+            table[route] = (len(values), float(p50), float(p95), float(p99))
+        return table
+
+
+class Client:
+    """One browser; `call` times a request and checks its status."""
+
+    def __init__(self, base: str, tally: Tally) -> None:
+        self.base, self.tally = base, tally
+        self.http = aiohttp.ClientSession(
+            base_url=base, connector=aiohttp.TCPConnector(limit=1),
+            timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
+            cookie_jar=aiohttp.CookieJar(unsafe=True),  # 127.0.0.1 is an IP address
+        )
+
+    async def call(self, route: str, method: str, path: str, expect: tuple[int, ...],
+                   **kwargs: object) -> tuple[int, bytes] | None:
+        started = time.perf_counter()
+        try:
+            async with self.http.request(method, path, allow_redirects=False,
+                                         **kwargs) as response:  # type: ignore[arg-type]
+                body = await response.read()
+                status = response.status
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            self.tally.errors[f"{route}: {type(exc).__name__}"] += 1
+            return None
+        self.tally.latencies[route].append((time.perf_counter() - started) * 1000)
+        if status not in expect:
+            self.tally.errors[f"{route}: HTTP {status}"] += 1
+            return None
+        return status, body
+
+
+async def annotator(base: str, slug: str, deadline: float, tally: Tally) -> None:
+    """Enter, consent, read the instructions, then rate trials (practice first) until the
+    deadline; a finished session's browser starts afresh as the next annotator. After a failed
+    request the client asks for its next trial again, so a rating that was not acknowledged is
+    sent again with the same token, as the page's script does."""
+    client = Client(base, tally)
+    try:
+        while time.monotonic() < deadline:
+            client.http.cookie_jar.clear()
+            if not await _enter(client, slug):
+                await asyncio.sleep(ERROR_PAUSE_S)
+                continue
+            while time.monotonic() < deadline:
+                if not await _rate_next(client, slug):
+                    break
+    finally:
+        await client.http.close()
+
+
+async def _rate_next(client: Client, slug: str) -> bool:
+    """One trial: next, image, rating. False when the session is over."""
+    listed = await client.call("api next trial", "GET", "/api/v1/trials?limit=1", (200,))
+    if listed is None:
+        await asyncio.sleep(ERROR_PAUSE_S)
+        return True
+    trials = json.loads(listed[1])["trials"]
+    if not trials:
+        await client.call("page done", "GET", f"/study/{slug}/done", (200,))
+        return False
+    trial = trials[0]
+    image = await client.call("image", "GET", trial["image"], (200,))
+    rated = image and await client.call("api rating", "POST", trial["rating"], (200, 201),
+                                        json=RATING)
+    if rated:
+        client.tally.acknowledged += 1
+    else:
+        await asyncio.sleep(ERROR_PAUSE_S)
+    return True
+
+
+async def _enter(client: Client, slug: str) -> bool:
+    steps = (("page consent", "GET", f"/study/{slug}", (200,), {}),
+             ("page start", "POST", f"/study/{slug}/start", (302,), {"data": {"consent": "yes"}}),
+             ("page instructions", "GET", f"/study/{slug}/instructions", (200,), {}),
+             ("page instructions", "POST", f"/study/{slug}/instructions", (302,), {}),
+             ("page trials", "GET", f"/study/{slug}/trials", (200,), {}))
+    for route, method, path, expect, kwargs in steps:
+        if await client.call(route, method, path, expect, **kwargs) is None:
+            return False
+    return True
+
+
+async def inserter(base: str, deadline: float, tally: Tally) -> None:
+    """The baseline's client: POST one rating after another to the minimal app."""
+    client = Client(base, tally)
+    try:
+        while time.monotonic() < deadline:
+            if await client.call("baseline insert", "POST", "/rate", (201,), json=RATING):
+                tally.acknowledged += 1
+            else:
+                await asyncio.sleep(ERROR_PAUSE_S)
+    finally:
+        await client.http.close()
+
+
+async def _run_all(make, clients: int) -> None:  # type: ignore[no-untyped-def]
+    await asyncio.gather(*(make() for _ in range(clients)))
+
+
+def run_load(kind: str, base: str, clients: int, seconds: float,
+             slug: str | None = None) -> tuple[Tally, float]:
+    """Run `clients` simulated annotators (kind "site") or inserters ("baseline") for
+    `seconds`; returns the tally and the wall time including the requests in flight."""
+    tally = Tally()
+    started = time.monotonic()
+    deadline = started + seconds
+
+    def make():  # type: ignore[no-untyped-def]
+        if kind == "site":
+            assert slug is not None
+            return annotator(base, slug, deadline, tally)
+        return inserter(base, deadline, tally)
+
+    asyncio.run(_run_all(make, clients))
+    return tally, time.monotonic() - started

@@ -1,0 +1,210 @@
+"""Load benchmark of the annotation site: gunicorn + PostgreSQL, simulated annotators, loopback.
+
+    python bench/web_load.py [--clients 200] [--seconds 60] [--workers 4] [--threads 4]
+
+It creates a throwaway database on the local PostgreSQL server, migrates it, writes a study
+straight into the store (stimuli as PNGs through the ORM, no rendering, k large enough that no
+item runs out), serves the site with gunicorn, and lets the clients enter, consent, read the
+instructions and rate trials (practice first) until the time is up. The same clients then
+hammer a minimal Flask app (one INSERT per POST, same gunicorn settings), and the site's request
+throughput is printed as a ratio of it. Afterwards the database is asked how many ratings it
+holds, which must equal the number of ratings the clients saw acknowledged. The database is
+dropped at the end. Everything listens on 127.0.0.1 only.
+
+The per-session rating rate limit is raised for the run (`RATING_RATE_LIMIT`): the simulated
+annotators answer without a person's think time, and the check itself still runs per rating.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+from web_baseline import baseline_ratings, metadata
+from web_clients import Tally, run_load
+
+from service.db import make_engine, unit_of_work
+from service.images import store
+from service.migrate import upgrade
+from service.models import Direction, Job, Rating, Stimulus, Study, StudyStimulus
+from service.tokens import new_token
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER_URL = os.environ.get("FVLAB_BENCH_POSTGRES_URL",
+                            "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+SITE_APP = "annotate:create_app({'RATING_RATE_LIMIT': (1000000, 1.0)})"
+BASELINE_APP = "web_baseline:create_app()"
+SLUG = "load"
+IMAGE_SIZE = 128
+
+
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=200, help="simulated annotators (1-1000)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="per app (1-600)")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--stimuli", type=int, default=200, help="stimuli in the study")
+    args = parser.parse_args()
+    if not 1 <= args.clients <= 1000 or not 1 <= args.seconds <= 600:
+        parser.error("--clients must be 1-1000 and --seconds 1-600")
+    if make_url(SERVER_URL).host not in ("127.0.0.1", "localhost"):
+        parser.error("the benchmark runs against a PostgreSQL server on 127.0.0.1 only")
+    return args
+
+
+def _create_database() -> tuple[str, str]:
+    """(name, URL) of a fresh database on the server."""
+    name = f"fvlab_bench_{secrets.token_hex(4)}"
+    admin = create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return name, make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(name: str) -> None:
+    admin = create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _setup_study(url: str, n_stimuli: int) -> None:
+    """Half basis, half random stimuli of distinct blocky pictures; an open study over them."""
+    engine = make_engine(url)
+    rng = np.random.default_rng(0)
+    with unit_of_work(engine) as db:
+        job = Job(name="load", model="efficientnet_lite0", layers=["blocks.10"],
+                  n_basis=n_stimuli // 2, n_random=n_stimuli - n_stimuli // 2,
+                  image_size=IMAGE_SIZE, steps=1, seed=0, status="done")
+        db.add(job)
+        db.flush()
+        study = Study(name="Load", slug=SLUG, status="open", question="Is it one thing?",
+                      ratings_per_item=1_000_000, trials_per_session=40, catch_every=10,
+                      practice_count=2, completion_code="LOAD")
+        db.add(study)
+        db.flush()
+        for index in range(n_stimuli):
+            kind = "basis" if index < job.n_basis else "random"
+            direction = Direction(job_id=job.id, layer="blocks.10", kind=kind, index=index,
+                                  channel=index if kind == "basis" else None,
+                                  vector=b"\0" * 16, seed=index)
+            db.add(direction)
+            db.flush()
+            blocks = rng.integers(0, 256, (IMAGE_SIZE // 8, IMAGE_SIZE // 8, 3), dtype=np.uint8)
+            image = store(db, np.kron(blocks, np.ones((8, 8, 1), dtype=np.uint8)))
+            stimulus = Stimulus(direction_id=direction.id, token=new_token(),
+                                image_sha256=image.sha256, objective=1.0, render_seconds=0.1)
+            db.add(stimulus)
+            db.flush()
+            db.add(StudyStimulus(study_id=study.id, stimulus_id=stimulus.id))
+    engine.dispose()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _serve(app: str, url: str, args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
+    """Start gunicorn on a free loopback port and wait until it answers HTTP."""
+    port = _free_port()
+    env = {**os.environ, "FVLAB_DATABASE_URL": url, "FVLAB_SECRET_KEY": secrets.token_hex(32)}
+    command = [sys.executable, "-m", "gunicorn", f"--workers={args.workers}",
+               f"--threads={args.threads}", f"--bind=127.0.0.1:{port}",
+               "--backlog=2048", "--log-level=warning", f"--pythonpath={ROOT / 'bench'}", app]
+    server = subprocess.Popen(command, cwd=ROOT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=2).close()
+            return server, base
+        except urllib.error.HTTPError:  # an answer, if not a 200: the server is up
+            return server, base
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit(f"gunicorn did not answer at {base}")
+
+
+def _stop(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=60)
+
+
+def _count(url: str, query) -> int:  # type: ignore[no-untyped-def]
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        count = int(conn.scalar(query) or 0)
+    engine.dispose()
+    return count
+
+
+def _report(title: str, tally: Tally, wall: float) -> float:
+    """Print the per-route table; return requests per second."""
+    throughput = tally.requests / wall
+    print(f"\n{title}: {tally.requests} requests in {wall:.1f} s = {throughput:.1f} req/s, "
+          f"{tally.acknowledged} writes acknowledged ({tally.acknowledged / wall:.1f}/s)")
+    print(f"  {'route':<20}{'count':>8}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}")
+    for route, (count, p50, p95, p99) in tally.percentiles().items():
+        print(f"  {route:<20}{count:>8}{p50:>10.1f}{p95:>10.1f}{p99:>10.1f}")
+    for error, count in sorted(tally.errors.items()):
+        print(f"  error {error}: {count}")
+    return throughput
+
+
+def main() -> None:
+    args = _args()
+    name, url = _create_database()
+    try:
+        upgrade(url)
+        metadata.create_all(make_engine(url), tables=[baseline_ratings])
+        _setup_study(url, args.stimuli)
+        print(f"{args.clients} clients x {args.seconds:.0f} s per app; gunicorn "
+              f"{args.workers} workers x {args.threads} threads; PostgreSQL database {name}")
+
+        server, base = _serve(SITE_APP, url, args)
+        try:
+            site, site_wall = run_load("site", base, args.clients, args.seconds, SLUG)
+        finally:
+            _stop(server)
+        stored = _count(url, select(func.count(Rating.id)))
+
+        server, base = _serve(BASELINE_APP, url, args)
+        try:
+            baseline, baseline_wall = run_load("baseline", base, args.clients, args.seconds)
+        finally:
+            _stop(server)
+        baseline_stored = _count(url, select(func.count()).select_from(baseline_ratings))
+    finally:
+        _drop_database(name)
+
+    ours = _report("fvlab site (enter, consent, instructions; next trial, image, rating)",
+                   site, site_wall)
+    theirs = _report("minimal Flask app (POST, one INSERT)", baseline, baseline_wall)
+    lost = site.acknowledged - stored
+    print(f"\nratings acknowledged {site.acknowledged}, stored {stored} "
+          f"({'equal' if lost == 0 else 'NOT EQUAL'}); baseline acknowledged "
+          f"{baseline.acknowledged}, stored {baseline_stored}")
+    errors = sum(site.errors.values()) + sum(baseline.errors.values())
+    rating_p99 = site.percentiles().get("api rating", (0, 0.0, 0.0, float("nan")))[3]
+    print(f"RESULT throughput_ratio={ours / theirs:.2f} rating_p99_ms={rating_p99:.1f} "
+          f"errors={errors} lost={abs(lost)}")
+
+
+if __name__ == "__main__":
+    main()
