@@ -98,6 +98,17 @@ def agreement(results: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def sheet_rows(items: pd.DataFrame, per_row: int = 6) -> list[tuple[str, pd.DataFrame]]:
+    """The contact sheet's rows: most and least interpretable stimuli of basis and random."""
+    rows = []
+    for name in ("basis", "random"):
+        ranked = items[items["condition"] == name].assign(rate=lambda d: d["yes"] / d["n"])
+        ranked = ranked.sort_values("rate", ascending=False, kind="stable")
+        rows += [(f"{name}: most", ranked.head(per_row)),
+                 (f"{name}: least", ranked.tail(per_row)[::-1])]
+    return rows
+
+
 def contact_sheet(items: pd.DataFrame, images: dict[int, bytes], path: Path,
                   per_row: int = 6, tile: int = 96) -> Path | None:
     """Most and least interpretable stimuli of each condition, with their yes-share.
@@ -107,12 +118,7 @@ def contact_sheet(items: pd.DataFrame, images: dict[int, bytes], path: Path,
     """
     from PIL import Image
 
-    rows = []
-    for name in ("basis", "random"):
-        ranked = items[items["condition"] == name].assign(rate=lambda d: d["yes"] / d["n"])
-        ranked = ranked.sort_values("rate", ascending=False)
-        rows += [(f"{name}: most", ranked.head(per_row)),
-                 (f"{name}: least", ranked.tail(per_row)[::-1])]
+    rows = sheet_rows(items, per_row)
     if not any(int(i) in images for _, chosen in rows for i in chosen["item"]):
         return None
     gap = 4

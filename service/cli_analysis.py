@@ -107,8 +107,10 @@ def analyze(ratings: Path | None, study_id: int | None, output: Path, n_boot: in
     items = item_table(kept)
     images = None
     if database_url is not None:
-        ids = items.loc[items["condition"].isin(("basis", "random")), "item"].tolist()
-        images = stimulus_images(database_url, [int(i) for i in ids])
+        from analysis.figures import sheet_rows
+
+        ids = {int(i) for _, chosen in sheet_rows(items) for i in chosen["item"]}
+        images = stimulus_images(database_url, sorted(ids))
     written = write_report(results, items, output, images)
     click.echo(results["verdict"]["explanation"])
     click.echo(f"wrote {written['results']} and {written['report']}")

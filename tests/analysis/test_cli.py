@@ -51,3 +51,25 @@ def test_power(tmp_path: Path) -> None:
                                         "--permutations", "200"])
     assert result.exit_code == 0, result.output
     assert "power basis_more_often:" in result.output
+
+
+def test_analyze_a_study_from_the_database(sqlite_url: str, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from service.db import make_engine
+    from service.models import Base
+    from tests.service.test_export import _build
+
+    engine = make_engine(sqlite_url)
+    Base.metadata.create_all(engine)
+    ids = _build(engine)
+    monkeypatch.setenv("FVLAB_DATABASE_URL", sqlite_url)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(fvlab, ["analyze", "--study", str(ids["study"]), "-o", str(out),
+                                        "--bootstrap", "100", "--permutations", "100"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "results.json").read_text())
+    assert data["n_ratings"] == 4 and data["verdict"]["finding_reproduced"] is False
+    assert data["rates"]["basis"]["ci"] == [None, None]  # one stimulus: no interval
+    assert (out / "figures" / "contact_sheet.png").exists()
+    missing = CliRunner().invoke(fvlab, ["analyze", "--study", "999", "-o", str(tmp_path / "x")])
+    assert missing.exit_code != 0 and "no study with id 999" in missing.output
