@@ -61,15 +61,16 @@ BAD_LAUNCHES = [
 ]
 
 
-@pytest.mark.parametrize(("change", "message"), BAD_LAUNCHES)
 def test_bad_launch_shows_the_jobs_error_and_writes_nothing(client: FlaskClient, engine: Engine,
-                                                            change: dict, message: str) -> None:
+                                                            subtests: pytest.Subtests) -> None:
     token = sign_in(client, engine)
-    response = client.post("/admin/jobs", data={**LAUNCH, **change, "csrf_token": token})
-    assert response.status_code == 400
-    assert message in response.text
-    assert 'value="tiny"' in response.text  # the form keeps what was typed
-    assert _jobs(engine) == []
+    for change, message in BAD_LAUNCHES:
+        with subtests.test(msg=message):
+            response = client.post("/admin/jobs", data={**LAUNCH, **change, "csrf_token": token})
+            assert response.status_code == 400
+            assert message in response.text
+            assert 'value="tiny"' in response.text  # the form keeps what was typed
+            assert _jobs(engine) == []
 
 
 def test_launch_queues_a_job_with_its_directions(client: FlaskClient, engine: Engine) -> None:

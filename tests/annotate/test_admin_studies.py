@@ -110,19 +110,20 @@ BAD_FORMS = [
 ]
 
 
-@pytest.mark.parametrize(("change", "message"), BAD_FORMS)
 def test_bad_study_forms_show_the_error_and_write_nothing(client: FlaskClient, engine: Engine,
-                                                          change: dict, message: str) -> None:
+                                                          subtests: pytest.Subtests) -> None:
     make_study(engine, status="closed")
     token = sign_in(client, engine)
     before = _study_count(engine)
-    form = _form(_job_id(engine), csrf_token=token, **change)
-    response = client.post("/admin/studies", data=form)
-    assert response.status_code == 400
-    assert message in response.text
-    assert _study_count(engine) == before
-    if form["name"]:
-        assert f'value="{form["name"]}"' in response.text  # what was typed is kept
+    for change, message in BAD_FORMS:
+        with subtests.test(msg=message):
+            form = _form(_job_id(engine), csrf_token=token, **change)
+            response = client.post("/admin/studies", data=form)
+            assert response.status_code == 400
+            assert message in response.text
+            assert _study_count(engine) == before
+            if form["name"]:
+                assert f'value="{form["name"]}"' in response.text  # what was typed is kept
 
 
 def test_contact_sheet_shows_conditions_to_researchers_only(client: FlaskClient,

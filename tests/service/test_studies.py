@@ -133,15 +133,16 @@ BAD_REQUESTS = [
 ]
 
 
-@pytest.mark.parametrize(("change", "message"), BAD_REQUESTS)
-def test_bad_settings_are_refused_and_write_nothing(engine: Engine, change: dict,
-                                                    message: str) -> None:
+def test_bad_settings_are_refused_and_write_nothing(engine: Engine,
+                                                    subtests: pytest.Subtests) -> None:
     job_id = make_job(engine)
-    request = replace(StudyRequest(job_ids=[job_id], name="Pictures"), **change)
-    with pytest.raises(StudyError, match=re.escape(message)):
-        create_study(engine, request)
-    assert count(engine, Study) == 0
-    assert count(engine, CatchItem) == 0
+    for change, message in BAD_REQUESTS:
+        with subtests.test(msg=message):
+            request = replace(StudyRequest(job_ids=[job_id], name="Pictures"), **change)
+            with pytest.raises(StudyError, match=re.escape(message)):
+                create_study(engine, request)
+            assert count(engine, Study) == 0
+            assert count(engine, CatchItem) == 0
 
 
 def test_jobs_that_cannot_make_a_study(engine: Engine) -> None:
