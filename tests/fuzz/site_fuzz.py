@@ -1,0 +1,151 @@
+"""Fuzzing every JSON route of the site: generated paths, methods, queries, headers and bodies.
+
+`JsonSite` builds the site on a database with a study, an annotator mid-session (plus a second
+one, whose trial tokens are "someone else's") and a signed-in researcher. `requests()` draws a
+request for one of the app's JSON routes, as listed by its own URL map (/api/…, *.json,
+/healthz), or for a random path under /api/, sent by one of the three browsers. `check()` sends
+it and holds the two rules: never a 5xx, and a rejected request (4xx) changes no row of any
+table. The test runs a few hundred cases; bench/fuzz.py runs thousands with the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from hypothesis import strategies as st
+from sqlalchemy import Engine, select
+
+from annotate import create_app
+from service.db import make_engine
+from service.models import Base
+from tests.annotate.admin_support import sign_in
+from tests.annotate.conftest import SECRET, make_study, start
+
+PLACEHOLDER = re.compile(r"<(?:([^:>]+):)?(\w+)(?:\([^)]*\))?>")
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+HEADER_NAMES = ("Content-Type", "Accept", "Accept-Encoding", "Content-Encoding", "Cookie",
+                "Origin", "Referer", "X-CSRF-Token", "X-Forwarded-For", "X-Forwarded-Proto",
+                "X-Forwarded-Host", "X-Requested-With", "User-Agent")
+header_text = st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=60)
+url_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=80),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=15), inner,
+                                                                max_size=5),
+    max_leaves=10,
+)
+valid_rating = st.fixed_dictionaries(
+    {"interpretable": st.booleans(), "confidence": st.integers(1, 5),
+     "rt_ms": st.integers(1, 3_600_000)}, optional={"label": st.none() | st.text(max_size=200)})
+rating_like = valid_rating | st.fixed_dictionaries(  # valid, or fields off, or junk
+    {"interpretable": st.booleans() | json_values,
+     "confidence": st.integers(-1, 6) | json_values,
+     "rt_ms": st.integers(-5, 4_000_000) | json_values},
+    optional={"label": st.none() | st.text(max_size=220) | json_values, "extra": json_values},
+)
+
+
+@dataclass
+class JsonSite:
+    app: Flask
+    engine: Engine
+    clients: dict[str, FlaskClient]
+    values: dict[str, list[str]]  # real values for each URL variable
+    rules: list[tuple[str, tuple[str, ...]]]  # (rule, methods) of every JSON route
+    statuses: Counter[int] = field(default_factory=Counter)
+
+
+def json_rules(app: Flask) -> list[tuple[str, tuple[str, ...]]]:
+    rules = [(rule.rule, tuple(sorted(rule.methods or ())))
+             for rule in app.url_map.iter_rules()
+             if rule.rule.startswith("/api/") or rule.rule.endswith(".json")
+             or rule.endpoint == "health.healthz"]
+    return sorted(rules)
+
+
+def build_site(db_url: str) -> JsonSite:
+    """A study with one annotator mid-session, another one, and a signed-in researcher."""
+    engine = make_engine(db_url)
+    Base.metadata.create_all(engine)
+    info = make_study(engine, trials=12, practice=2)
+    app = create_app({"DATABASE_URL": db_url, "TESTING": True, "SECRET_KEY": SECRET})
+    annotator, other, researcher = app.test_client(), app.test_client(), app.test_client()
+    start(annotator, info.slug)
+    start(other, info.slug)
+    sign_in(researcher, engine)
+    tokens = [t["token"] for c in (annotator, other)
+              for t in c.get("/api/v1/trials?limit=50").get_json()["trials"]]
+    values = {"token": tokens, "study_id": [str(info.id)]}
+    return JsonSite(app, engine, {"anonymous": app.test_client(), "annotator": annotator,
+                                  "researcher": researcher}, values, json_rules(app))
+
+
+@st.composite
+def requests(draw: st.DrawFn, site: JsonSite) -> dict[str, Any]:
+    """One request: who sends it, method, path, query, headers and body. Half of them look
+    like the page's own rating POST (a real trial token, a rating-shaped body), so that the
+    paths behind the checks (stored, out of order, repeated, bad field) are reached too."""
+    if draw(st.booleans()):
+        token = draw(st.sampled_from(site.values["token"]))
+        return {"kind": draw(st.sampled_from(["annotator", "annotator", "anonymous"])),
+                "method": "POST", "path": f"/api/v1/trials/{token}/rating", "query": {},
+                "headers": draw(st.dictionaries(st.sampled_from(HEADER_NAMES[1:]), header_text,
+                                                max_size=2)),
+                "body": draw(rating_like)}
+    # Routes that write are drawn more often: there a refused request could change rows.
+    writers = [(rule, methods) for rule, methods in site.rules if "POST" in methods]
+    rule, methods = draw(st.sampled_from(site.rules) | st.sampled_from(writers))
+    if draw(st.integers(0, 9)) == 0:
+        rule = "/api/" + draw(url_text).replace("<", "")
+
+    def fill(match: re.Match[str]) -> str:
+        real = site.values.get(match[2], ["1"])
+        if match[1] == "int":
+            return str(draw(st.sampled_from(real) | st.integers(0, 10**12).map(str)))
+        return draw(st.sampled_from(real) | st.sampled_from(real)
+                    | url_text.filter(lambda s: "/" not in s))
+
+    path = PLACEHOLDER.sub(fill, rule)
+    kind = draw(st.sampled_from(["anonymous", "annotator", "annotator", "researcher"]))
+    method = draw(st.sampled_from(methods) | st.sampled_from(methods) | st.sampled_from(METHODS))
+    query = draw(st.dictionaries(st.sampled_from(["limit", "next", "q"]) | url_text,
+                                 st.integers(-3, 60).map(str) | url_text, max_size=3))
+    headers = draw(st.dictionaries(st.sampled_from(HEADER_NAMES), header_text, max_size=4))
+    body = draw(st.one_of(st.none(), rating_like, rating_like, json_values,
+                          st.binary(max_size=200)))
+    return {"kind": kind, "method": method, "path": path, "query": query, "headers": headers,
+            "body": body}
+
+
+def snapshot(engine: Engine) -> list[list[tuple]]:
+    """Every row of every table, in primary-key order."""
+    with engine.connect() as conn:
+        return [conn.execute(select(table).order_by(*table.primary_key.columns)).all()
+                for table in Base.metadata.sorted_tables]
+
+
+def check(site: JsonSite, request: dict[str, Any]) -> None:
+    """Send the request; fail on a 5xx or on a refused request that changed a row."""
+    before = snapshot(site.engine)
+    body, headers = request["body"], dict(request["headers"])
+    kwargs: dict[str, Any] = {}
+    if isinstance(body, bytes):
+        kwargs = {"data": body}
+    elif body is not None:  # JSON, under the drawn Content-Type if there is one
+        kwargs = {"data": json.dumps(body),
+                  "content_type": headers.pop("Content-Type", "application/json")}
+    response = site.clients[request["kind"]].open(
+        request["path"], method=request["method"], query_string=request["query"],
+        headers=headers, **kwargs)
+    site.statuses[response.status_code] += 1
+    assert response.status_code < 500, (request, response.status_code, response.text[:300])
+    if response.status_code >= 400:
+        assert snapshot(site.engine) == before, (request, response.status_code)
+    if request["path"].startswith("/api/") and response.status_code >= 400:
+        assert response.is_json, (request, response.status_code, response.text[:200])
