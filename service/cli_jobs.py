@@ -121,9 +121,11 @@ def generate(
               help="A shard whose worker is silent this long is given to another worker.")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=3, show_default=True,
               help="Attempts before a shard (and its job) is marked failed.")
+@click.option("--max-idle-seconds", type=click.FloatRange(min=0.1), default=30.0,
+              show_default=True, help="Longest pause between polls of an empty queue.")
 def worker(
     once: bool, accelerator: str, devices: int, batch_size: int, lease_seconds: float,
-    max_attempts: int,
+    max_attempts: int, max_idle_seconds: float,
 ) -> None:
     """Render queued shards with Lightning Fabric.
 
@@ -137,6 +139,7 @@ def worker(
     config = WorkerConfig(
         database_url=settings_or_exit().database_url, accelerator=accelerator, devices=devices,
         batch_size=batch_size, once=once, lease_seconds=lease_seconds, max_attempts=max_attempts,
+        max_idle_seconds=max_idle_seconds,
     )
     try:
         run(config)

@@ -110,6 +110,14 @@ def _model_on(name: str, weights: str | None, device: str) -> LoadedModel:
     return load_model(name, weights=weights).to(device)
 
 
+@lru_cache(maxsize=2)
+def _natural_photos(image_size: int) -> np.ndarray:
+    """The natural-max baseline photos, decoded and resized once per size (seconds each time)."""
+    from service.featurevis import natural_photos
+
+    return natural_photos(image_size)
+
+
 def _batches(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
     """Consecutive chunks of at most `size`: one batched optimization each (layers may mix)."""
     for start in range(0, len(items), size):
@@ -141,7 +149,9 @@ def render_shard(
             model, requests, settings, seed=shard.seed, device=device, progress=check,
             precision=precision,
         )
-        maxima = natural_max(model, requests, settings, device=device)
+        maxima = natural_max(
+            model, requests, settings, photos=_natural_photos(settings.image_size), device=device
+        )
         images.extend(
             RenderedImage(
                 direction_id=d.id, replicate=r, pixels=result.image, objective=result.objective,
