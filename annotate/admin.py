@@ -7,14 +7,12 @@ layers, channels and conditions, because only researchers get past the guard.
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from annotate import admin_studies, auth
-from annotate.admin_forms import FormError, float_field, int_field
+from annotate.admin_forms import FormError, float_field, int_field, optional_int_field
 from annotate.auth import (
     current_researcher,
     log_in,
@@ -26,6 +24,7 @@ from annotate.auth import (
 )
 from annotate.database import get_engine
 from service.accounts import authenticate
+from service.jobs import JobError, JobRequest, cancel, get_job, list_jobs, submit
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.register_blueprint(admin_studies.bp)
@@ -71,8 +70,6 @@ def index() -> WerkzeugResponse:
 
 def _jobs_page(form: dict[str, str], error: str | None = None,
                status: int = 200) -> tuple[str, int]:
-    from service.jobs import list_jobs
-
     page = render_template("admin/jobs.html", jobs=list_jobs(get_engine()), form=form,
                            error=error)
     return page, status
@@ -83,24 +80,20 @@ def jobs() -> tuple[str, int]:
     return _jobs_page(dict(JOB_DEFAULTS))
 
 
-def _job_request(form: MultiDict[str, str]) -> Any:
-    from service.jobs import JobRequest
-
+def _job_request(form: MultiDict[str, str]) -> JobRequest:
     layers = [layer for layer in form.get("layers", "").replace(",", " ").split() if layer]
     return JobRequest(
         model=form.get("model", "").strip(), layers=layers,
-        n_basis=int_field(form, "n_basis"), n_random=int_field(form, "n_random"),  # type: ignore[arg-type]
+        n_basis=int_field(form, "n_basis"), n_random=int_field(form, "n_random"),
         random_kind=form.get("random_kind", ""), objective=form.get("objective", ""),
-        image_size=int_field(form, "image_size"), steps=int_field(form, "steps"),  # type: ignore[arg-type]
-        lr=float_field(form, "lr"), seed=int_field(form, "seed", optional=True),
+        image_size=int_field(form, "image_size"), steps=int_field(form, "steps"),
+        lr=float_field(form, "lr"), seed=optional_int_field(form, "seed"),
         name=form.get("name", "").strip() or None,
     )
 
 
 @bp.post("/jobs")
 def launch_job() -> WerkzeugResponse | tuple[str, int]:
-    from service.jobs import JobError, submit
-
     entered = {key: request.form.get(key, "") for key in JOB_DEFAULTS}
     try:
         job_id = submit(get_engine(), _job_request(request.form))
@@ -112,8 +105,6 @@ def launch_job() -> WerkzeugResponse | tuple[str, int]:
 
 @bp.post("/jobs/<int:job_id>/cancel")
 def cancel_job(job_id: int) -> WerkzeugResponse:
-    from service.jobs import JobError, cancel, get_job
-
     try:
         get_job(get_engine(), job_id)
     except JobError:

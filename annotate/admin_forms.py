@@ -14,15 +14,18 @@ class FormError(ValueError):
     """A form field could not be read as the type it needs; the message names the field."""
 
 
-def int_field(form: MultiDict[str, str], name: str, *, optional: bool = False) -> int | None:
-    """The field as a whole number, None when optional and blank; FormError otherwise."""
+def int_field(form: MultiDict[str, str], name: str) -> int:
+    """The field as a whole number; FormError otherwise (blank included)."""
     raw = form.get(name, "").strip()
-    if not raw and optional:
-        return None
     try:
         return int(raw)
     except ValueError:
         raise FormError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def optional_int_field(form: MultiDict[str, str], name: str) -> int | None:
+    """The field as a whole number, or None when left blank."""
+    return int_field(form, name) if form.get(name, "").strip() else None
 
 
 def float_field(form: MultiDict[str, str], name: str) -> float:

@@ -27,6 +27,8 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from annotate.admin_forms import FormError, int_field
 from annotate.database import get_engine
+from service.jobs import JobSummary, list_jobs
+from service.models import Study
 from service.studies import (
     DEFAULT_QUESTION,
     LIMITS,
@@ -52,16 +54,14 @@ EXPORT_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 REFRESH_SECONDS = 15
 
 
-def _study_or_404(study_id: int):  # type: ignore[no-untyped-def]
+def _study_or_404(study_id: int) -> Study:
     try:
         return get_study(get_engine(), study_id)
     except StudyError:
         abort(404)
 
 
-def _finished_jobs() -> list:
-    from service.jobs import list_jobs
-
+def _finished_jobs() -> list[JobSummary]:
     return [job for job in list_jobs(get_engine()) if job.status == "done"]
 
 
@@ -89,7 +89,7 @@ def _study_request(form: MultiDict[str, str]) -> StudyRequest:
         job_ids=job_ids, name=form.get("name", ""), question=form.get("question", ""),
         consent_text=form.get("consent_text", "").replace("\r\n", "\n"),
         completion_code=form.get("completion_code") or None,
-        redirect_url=form.get("redirect_url") or None, **settings,  # type: ignore[arg-type]
+        redirect_url=form.get("redirect_url") or None, **settings,
     )
 
 

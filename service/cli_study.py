@@ -6,12 +6,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine() -> Engine:
     from service.cli import settings_or_exit
     from service.db import make_engine
 
