@@ -18,7 +18,8 @@ def test_json_routes_survive_generated_requests(db_url: str) -> None:
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(requests(site))
     def run(request: dict) -> None:
-        check(site, request)
+        problems = check(site, request)
+        assert not problems, (request, problems)
 
     run()
     assert sum(site.statuses.values()) >= 100
