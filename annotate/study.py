@@ -126,8 +126,9 @@ def enter(slug: str) -> WerkzeugResponse | tuple[str, int] | str:
         return render_template("study/instructions.html", study=study, preview=True,
                                examples=instruction_examples())
     own = _own_session(slug)
-    if own is not None and (entry.identity is None
-                            or own.annotator.external_id == entry.identity.external_id):
+    if own is not None and (entry.identity is None or (
+            (own.annotator.source, own.annotator.external_id)
+            == (entry.identity.source, entry.identity.external_id))):
         return redirect(_step_url(own))
     if entry.identity is not None:
         existing = _existing_session(study, entry.identity)
