@@ -34,7 +34,9 @@ HEADER_NAMES = ("Content-Type", "Accept", "Accept-Encoding", "Content-Encoding",
                 "Origin", "Referer", "X-CSRF-Token", "X-Forwarded-For", "X-Forwarded-Proto",
                 "X-Forwarded-Host", "X-Requested-With", "User-Agent")
 header_text = st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=60)
-url_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+# Any text, but "?" and "#" percent-encoded, as a browser sends them inside a path.
+url_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40).map(
+    lambda s: s.replace("?", "%3F").replace("#", "%23"))
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=80),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=15), inner,
