@@ -18,6 +18,7 @@ Not a test: it prints a table, and its last line is ``RESULT ceiling_ratio=… b
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -169,7 +170,11 @@ def quality(args: argparse.Namespace, model) -> float:
     requests = [RenderRequest(LAYER, v) for v in np.concatenate([basis.vectors, rand.vectors])]
     settings = RenderSettings(steps=args.quality_steps)
     start = time.perf_counter()
-    results = render(model, requests, settings, args.seed, args.device, precision=args.precision)
+    def progress(step: int, total: int) -> None:
+        if step % 128 == 0:
+            print(f"    step {step}/{total} at {time.perf_counter() - start:.0f} s", flush=True)
+
+    results = render(model, requests, settings, args.seed, args.device, progress, args.precision)
     print(f"  rendered {len(requests)} images × {args.quality_steps} steps "
           f"in {time.perf_counter() - start:.0f} s")  # fmt: skip
     best = natural_max(model, requests, settings, device=args.device)
@@ -242,7 +247,8 @@ def main() -> None:
     print(f"quality ({args.quality_steps} steps, {args.quality_count} basis + "
           f"{args.quality_count} random):")  # fmt: skip
     beats = nan if args.skip_quality else quality(args, model)
-    print(f"total {time.perf_counter() - started:.0f} s")
+    print(f"total {time.perf_counter() - started:.0f} s wall, {time.process_time():.0f} s CPU "
+          f"(load average {os.getloadavg()[0]:.1f} at the end)")  # fmt: skip
     print(f"RESULT ceiling_ratio={ratio:.3f} lucent_default_speedup={default:.2f} "
           f"lucent_matched_speedup={matched:.2f} beats_natural={beats:.3f}")  # fmt: skip
 
