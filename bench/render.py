@@ -58,14 +58,21 @@ def fvlab_step_times(model, batch: int, steps: int, device: str, precision: str)
     return list(np.diff(stamps))
 
 
-def ceiling_times(model, batch: int, size: int, iters: int, device: str) -> list[float]:
-    """Seconds of plain forward+backward passes of the truncated network (input gradients)."""
+def ceiling_times(
+    model, batch: int, size: int, iters: int, device: str, precision: str
+) -> list[float]:
+    """Seconds of plain forward+backward passes of the truncated network (input gradients),
+    in the same precision as the render."""
     x = torch.rand(batch, 3, size, size, device=device)
     x = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)  # the fast layout
+    dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float32
+    autocast = torch.autocast(torch.device(device).type, dtype, enabled=dtype == torch.bfloat16)
     times = []
     for _ in range(iters + 1):
         start = clock()
-        model.activations(x, [LAYER])[LAYER].sum().backward()
+        with autocast:
+            act = model.activations(x, [LAYER])[LAYER]
+        act.float().sum().backward()
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         times.append(clock() - start)
@@ -80,7 +87,9 @@ def speed(args: argparse.Namespace, model) -> float:
         fv, ceil = [], []
         for _ in range(args.rounds):  # interleaved, so load changes hit both alike
             fv += fvlab_step_times(model, batch, args.speed_steps + 1, args.device, args.precision)
-            ceil += ceiling_times(model, batch, net_size, args.speed_steps, args.device)
+            ceil += ceiling_times(
+                model, batch, net_size, args.speed_steps, args.device, args.precision
+            )
         fv_step, ceil_step = statistics.median(fv), statistics.median(ceil)
         ips = batch / (fv_step * 512)
         print(f"  B={batch:<4} fvlab step {fv_step * 1000:8.1f} ms   "

@@ -38,11 +38,14 @@ def cossim(acts: torch.Tensor, vectors: torch.Tensor, power: float = 1.0) -> tor
 def evaluate(
     name: str, acts: torch.Tensor, vectors: torch.Tensor, power: float = 1.0
 ) -> torch.Tensor:
-    """The objective ``name`` per image, computed in float32 whatever the autocast precision."""
-    acts = acts.float()
-    vectors = vectors.float()
-    if name == "dot":
-        return dot(acts, vectors)
-    if name == "cossim":
-        return cossim(acts, vectors, power)
-    raise ValueError(f"unknown objective {name!r}; objectives: {', '.join(OBJECTIVES)}")
+    """The objective ``name`` per image, computed in float32 whatever the autocast precision.
+
+    Autocast would run the einsum in bf16 again; a sum over hundreds of channels in bf16 loses
+    digits the final objective (and the natural-photo comparison) should keep.
+    """
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}; objectives: {', '.join(OBJECTIVES)}")
+    with torch.autocast(device_type=acts.device.type, enabled=False):
+        acts = acts.float()
+        vectors = vectors.float()
+        return dot(acts, vectors) if name == "dot" else cossim(acts, vectors, power)

@@ -118,6 +118,15 @@ def test_bad_requests_fail_before_any_work(tiny, request_, error, message) -> No
         render(tiny, [request_], FAST, seed=0)
 
 
+def test_bf16_mixed_precision_optimizes_with_float32_objectives(tiny) -> None:
+    requests = requests_for("random", 2)
+    first = render(tiny, requests, RenderSettings(**{**FAST.to_dict(), "steps": 1}), seed=2,
+                   precision="bf16-mixed")  # fmt: skip
+    last = render(tiny, requests, FAST, seed=2, precision="bf16-mixed")
+    assert all(b.objective > a.objective for a, b in zip(first, last, strict=True))
+    assert last[0].image.dtype == np.float32
+
+
 def test_unknown_precision(tiny) -> None:
     with pytest.raises(ValueError, match="precision"):
         render(tiny, requests_for("basis", 1), FAST, seed=0, precision="fp8")
