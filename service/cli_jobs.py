@@ -44,7 +44,7 @@ def _follow(engine: Engine, job_id: int) -> None:
             if job.status in SETTLED or _open_shards(engine, job_id) == 0:
                 break
             time.sleep(1.0)
-    rate = f", {job.images_per_second:.2f} images/s" if job.images_per_second else ""
+    rate = f", {job.images_per_second:.3g} images/s" if job.images_per_second else ""
     click.echo(f"job {job_id} {job.status}: {job.progress}/{job.total} images{rate}")
     if job.status != "done":
         detail = f": {job.error}" if job.error else ""
@@ -148,7 +148,7 @@ def worker(
 
 
 def _rate(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+    return "-" if value is None else f"{value:.3g}"
 
 
 def _table(engine: Engine) -> None:
