@@ -8,50 +8,34 @@ job's shards through `service.shards`; nothing here renders.
 
 from __future__ import annotations
 
-import math
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from itertools import chain, zip_longest
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, func, select, update
 
 from service.db import unit_of_work, utcnow
-from service.models import OBJECTIVES, RANDOM_KINDS, Direction, Job, Shard, Stimulus
+from service.job_requests import (
+    MAX_DIRECTIONS_PER_LAYER,
+    NAME_MAX_CHARS,
+    JobError,
+    JobRequest,
+    check_int,
+    validate,
+)
+from service.models import Direction, Job, Shard, Stimulus
 
 if TYPE_CHECKING:
     from service.featurevis import LoadedModel
 
-IMAGE_SIZE_RANGE = (16, 1024)
-STEPS_RANGE = (1, 20_000)
-MAX_DIRECTIONS_PER_LAYER = 10_000
-MAX_SEED = 2**63 - 1
-NAME_MAX_CHARS = 200
+__all__ = [
+    "DEMO_NAME", "JobError", "JobRequest", "JobSummary", "ShardSummary", "cancel",
+    "demo_request", "get_job", "job_shards", "list_jobs", "submit", "submit_demo_if_empty",
+]
+
 DEMO_NAME = "demo"
-
-
-class JobError(ValueError):
-    """A job request or job operation is invalid; the message names the field and the problem."""
-
-
-@dataclass
-class JobRequest:
-    """What a researcher asks for; `submit` checks every field before anything is written."""
-
-    model: str
-    layers: list[str]
-    n_basis: int
-    n_random: int
-    random_kind: str = "gaussian"
-    objective: str = "dot"
-    image_size: int = 128
-    steps: int = 512
-    lr: float = 0.05
-    seed: int | None = None
-    name: str | None = None
-    weights: str | None = None
 
 
 @dataclass
@@ -89,94 +73,6 @@ class _SampledLayer:
     vectors: list[bytes] = field(default_factory=list)
     channels: list[int | None] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
-
-
-@lru_cache(maxsize=4)
-def _load_model(name: str, weights: str | None) -> LoadedModel:
-    """Load once per process: validating a second job on the same model should not reload it."""
-    from service.featurevis import load_model
-
-    return load_model(name, weights=weights)
-
-
-def _layer_list(names: tuple[str, ...]) -> str:
-    return ", ".join(names) if len(names) <= 5 else f"{names[0]}, {names[1]} … {names[-1]}"
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise JobError(f"{name} must be a whole number, got {value!r}")
-    if not low <= value <= high:
-        raise JobError(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
-def _check_scalars(request: JobRequest) -> None:
-    """Everything that can be checked without loading the model."""
-    from service.featurevis import MODEL_NAMES
-
-    if request.model not in MODEL_NAMES:
-        raise JobError(f"model {request.model!r} is unknown (models: {', '.join(MODEL_NAMES)})")
-    if not request.layers:
-        raise JobError("layers: give at least one layer")
-    if len(set(request.layers)) != len(request.layers):
-        raise JobError(f"layers: {request.layers} lists a layer twice")
-    _check_int("n_basis", request.n_basis, 0, MAX_DIRECTIONS_PER_LAYER)
-    _check_int("n_random", request.n_random, 0, MAX_DIRECTIONS_PER_LAYER)
-    if request.n_basis + request.n_random == 0:
-        raise JobError("n_basis and n_random are both 0: the job would render nothing")
-    if request.random_kind not in RANDOM_KINDS:
-        choices = ", ".join(RANDOM_KINDS)
-        raise JobError(f"random_kind must be one of {choices}, got {request.random_kind!r}")
-    if request.objective not in OBJECTIVES:
-        choices = ", ".join(OBJECTIVES)
-        raise JobError(f"objective must be one of {choices}, got {request.objective!r}")
-    _check_int("image_size", request.image_size, *IMAGE_SIZE_RANGE)
-    _check_int("steps", request.steps, *STEPS_RANGE)
-    if isinstance(request.lr, bool) or not isinstance(request.lr, int | float):
-        raise JobError(f"lr must be a number, got {request.lr!r}")
-    if not (math.isfinite(request.lr) and request.lr > 0):
-        raise JobError(f"lr must be a positive number, got {request.lr}")
-    if request.seed is not None:
-        _check_int("seed", request.seed, 0, MAX_SEED)
-    if request.name is not None and not (0 < len(request.name.strip()) <= NAME_MAX_CHARS):
-        raise JobError(f"name must be 1 to {NAME_MAX_CHARS} characters")
-
-
-def _validated_model(request: JobRequest) -> LoadedModel:
-    """Load the model and check every layer and the basis count against its channels."""
-    from service.featurevis import ModelError
-
-    try:
-        model = _load_model(request.model, request.weights)
-    except ModelError as exc:
-        raise JobError(f"model {request.model!r}: {exc}") from exc
-    for layer in request.layers:
-        if layer not in model.layers:
-            raise JobError(
-                f"layer {layer!r} does not exist in {request.model} "
-                f"(layers: {_layer_list(model.layers)})"
-            )
-        channels = model.channels(layer)
-        if request.n_basis > channels:
-            raise JobError(
-                f"n_basis {request.n_basis} is more than the {channels} channels of layer {layer!r}"
-            )
-    return model
-
-
-def _render_settings(request: JobRequest) -> dict[str, object]:
-    from service.featurevis import RenderSettings
-
-    try:
-        settings = RenderSettings(
-            image_size=request.image_size, steps=request.steps, lr=request.lr,
-            objective=request.objective,
-        )
-    except ValueError as exc:
-        raise JobError(f"render settings: {exc}") from exc
-    return settings.to_dict()
-
 
 def _sample(model: LoadedModel, request: JobRequest, seed: int) -> list[_SampledLayer]:
     """Sample every layer's basis and random directions with the engine's seeded sampler."""
@@ -228,10 +124,8 @@ def submit(engine: Engine, request: JobRequest, shard_size: int = 32) -> int:
 
     Returns the new job's id. Raises JobError (and writes nothing) when any field is invalid.
     """
-    _check_scalars(request)
-    _check_int("shard_size", shard_size, 1, MAX_DIRECTIONS_PER_LAYER)
-    model = _validated_model(request)
-    render_settings = _render_settings(request)
+    model, render_settings = validate(request)
+    check_int("shard_size", shard_size, 1, MAX_DIRECTIONS_PER_LAYER)
     seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
     sampled = _sample(model, request, seed)
     name = request.name.strip() if request.name else f"{request.model} {' '.join(request.layers)}"

@@ -1,0 +1,142 @@
+"""What a researcher may ask of a generation job, and the checks run before anything is written.
+
+Every field is checked, and the model is loaded to check layers and channel counts, so that a bad
+request fails with one message naming the field instead of leaving half a job in the database.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from service.models import OBJECTIVES, RANDOM_KINDS
+
+if TYPE_CHECKING:
+    from service.featurevis import LoadedModel
+
+IMAGE_SIZE_RANGE = (16, 1024)
+STEPS_RANGE = (1, 20_000)
+MAX_DIRECTIONS_PER_LAYER = 10_000
+MAX_SEED = 2**63 - 1
+NAME_MAX_CHARS = 200
+
+
+class JobError(ValueError):
+    """A job request or job operation is invalid; the message names the field and the problem."""
+
+
+@dataclass
+class JobRequest:
+    """What a researcher asks for; `submit` checks every field before anything is written."""
+
+    model: str
+    layers: list[str]
+    n_basis: int
+    n_random: int
+    random_kind: str = "gaussian"
+    objective: str = "dot"
+    image_size: int = 128
+    steps: int = 512
+    lr: float = 0.05
+    seed: int | None = None
+    name: str | None = None
+    weights: str | None = None
+
+
+@lru_cache(maxsize=4)
+def _load_model(name: str, weights: str | None) -> LoadedModel:
+    """Load once per process: validating a second job on the same model should not reload it."""
+    from service.featurevis import load_model
+
+    return load_model(name, weights=weights)
+
+
+def _layer_list(names: tuple[str, ...]) -> str:
+    return ", ".join(names) if len(names) <= 5 else f"{names[0]}, {names[1]} … {names[-1]}"
+
+
+def check_int(name: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise JobError(f"{name} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise JobError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _check_scalars(request: JobRequest) -> None:
+    """Everything that can be checked without loading the model."""
+    from service.featurevis import MODEL_NAMES
+
+    if request.model not in MODEL_NAMES:
+        raise JobError(f"model {request.model!r} is unknown (models: {', '.join(MODEL_NAMES)})")
+    if not request.layers:
+        raise JobError("layers: give at least one layer")
+    if len(set(request.layers)) != len(request.layers):
+        raise JobError(f"layers: {request.layers} lists a layer twice")
+    check_int("n_basis", request.n_basis, 0, MAX_DIRECTIONS_PER_LAYER)
+    check_int("n_random", request.n_random, 0, MAX_DIRECTIONS_PER_LAYER)
+    if request.n_basis + request.n_random == 0:
+        raise JobError("n_basis and n_random are both 0: the job would render nothing")
+    if request.random_kind not in RANDOM_KINDS:
+        choices = ", ".join(RANDOM_KINDS)
+        raise JobError(f"random_kind must be one of {choices}, got {request.random_kind!r}")
+    if request.objective not in OBJECTIVES:
+        choices = ", ".join(OBJECTIVES)
+        raise JobError(f"objective must be one of {choices}, got {request.objective!r}")
+    check_int("image_size", request.image_size, *IMAGE_SIZE_RANGE)
+    check_int("steps", request.steps, *STEPS_RANGE)
+    if isinstance(request.lr, bool) or not isinstance(request.lr, int | float):
+        raise JobError(f"lr must be a number, got {request.lr!r}")
+    if not (math.isfinite(request.lr) and request.lr > 0):
+        raise JobError(f"lr must be a positive number, got {request.lr}")
+    if request.seed is not None:
+        check_int("seed", request.seed, 0, MAX_SEED)
+    if request.name is not None and not (0 < len(request.name.strip()) <= NAME_MAX_CHARS):
+        raise JobError(f"name must be 1 to {NAME_MAX_CHARS} characters")
+
+
+def _validated_model(request: JobRequest) -> LoadedModel:
+    """Load the model and check every layer and the basis count against its channels."""
+    from service.featurevis import ModelError
+
+    try:
+        model = _load_model(request.model, request.weights)
+    except ModelError as exc:
+        raise JobError(f"model {request.model!r}: {exc}") from exc
+    for layer in request.layers:
+        if layer not in model.layers:
+            raise JobError(
+                f"layer {layer!r} does not exist in {request.model} "
+                f"(layers: {_layer_list(model.layers)})"
+            )
+        channels = model.channels(layer)
+        if request.n_basis > channels:
+            raise JobError(
+                f"n_basis {request.n_basis} is more than the {channels} channels of layer {layer!r}"
+            )
+    return model
+
+
+def _render_settings(request: JobRequest) -> dict[str, object]:
+    from service.featurevis import RenderSettings
+
+    try:
+        settings = RenderSettings(
+            image_size=request.image_size, steps=request.steps, lr=request.lr,
+            objective=request.objective,
+        )
+    except ValueError as exc:
+        raise JobError(f"render settings: {exc}") from exc
+    return settings.to_dict()
+
+
+
+def validate(request: JobRequest) -> tuple[LoadedModel, dict[str, object]]:
+    """Check every field; returns the loaded model and the render settings to store.
+
+    Raises JobError naming the first bad field.
+    """
+    _check_scalars(request)
+    return _validated_model(request), _render_settings(request)
