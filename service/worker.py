@@ -16,7 +16,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -132,7 +132,7 @@ def _image_seed(direction: ClaimedDirection, replicate: int) -> int:
 
 def render_shard(
     shard: ClaimedShard, device: str, precision: str, batch_size: int,
-    check: Any = None,
+    check: Callable[[int, int], None] | None = None,
 ) -> list[RenderedImage]:
     """Render every direction × replicate of a shard; `check(step, total)` may raise to stop."""
     from service.featurevis import RenderRequest, RenderSettings, natural_max, render
