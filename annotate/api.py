@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
-from annotate.assign import DEFAULT_RESERVATION
+from annotate.assign import DEFAULT_RESERVATION, release_taken_items, reservation_lapsed
 from annotate.current import current_session
 from annotate.database import get_db, get_engine
 from annotate.rating_input import MAX_BODY_BYTES, RatingInput, RatingInputError, parse_rating
@@ -193,6 +193,8 @@ def _store(db: Session, session: AnnotationSession, trial: Trial, rating: Rating
                   created_at=now))
     trial.answered_at = now
     db.flush()
+    if reservation_lapsed(session, now):
+        release_taken_items(db, session.study, session, now)
     reservation = current_app.config.get("RESERVATION", DEFAULT_RESERVATION)
     session.reserved_until = now + reservation
     remaining = db.execute(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, Engine, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -143,6 +143,36 @@ def _annotator(db: Session, identity: Identity) -> Annotator:
     return found
 
 
+def release_taken_items(db: Session, study: Study, session: AnnotationSession,
+                         now: datetime) -> None:
+    """Before a session's reservation is renewed, drop its unanswered trials whose items others
+    filled meanwhile; otherwise renewing a lapsed reservation would push those items past k.
+    (A rating given on a lapsed trial is still stored: no rating is ever lost.)"""
+    session.reserved_until = None
+    db.flush()
+    loads = item_loads(db, study.id, now)
+    for trial in db.scalars(
+        select(Trial).outerjoin(Rating, Rating.trial_id == Trial.id)
+        .where(Trial.session_id == session.id, Trial.kind == "stimulus", Rating.id.is_(None))
+        .order_by(Trial.position)
+    ):
+        done, reserved = loads.get(trial.stimulus_id, (0, 0))  # type: ignore[arg-type]
+        if done + reserved >= study.ratings_per_item:
+            db.delete(trial)
+        else:
+            loads[trial.stimulus_id] = (done, reserved + 1)  # type: ignore[index]
+    db.flush()
+
+
+def reservation_lapsed(session: AnnotationSession, now: datetime) -> bool:
+    until = session.reserved_until
+    if until is None:
+        return True
+    if until.tzinfo is None:  # SQLite hands back naive UTC datetimes
+        until = until.replace(tzinfo=UTC)
+    return until <= now
+
+
 def _start_locked(db: Session, slug: str, identity: Identity, now: datetime,
                   reservation: timedelta, rng: random.Random) -> str:
     study = db.scalars(select(Study).where(Study.slug == slug).with_for_update()).first()
@@ -158,6 +188,8 @@ def _start_locked(db: Session, slug: str, identity: Identity, now: datetime,
     if existing is not None:
         if existing.status != "active":
             raise StartRefused("already_done")
+        if reservation_lapsed(existing, now):
+            release_taken_items(db, study, existing, now)
         existing.reserved_until = now + reservation
         return existing.token
     if study.status != "open":
