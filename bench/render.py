@@ -132,15 +132,23 @@ def lucent_speedups(args: argparse.Namespace) -> tuple[float, float]:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.net(self.net.normalize(x))
 
+    def timed(run, steps: int) -> float:
+        """The fastest of two runs: interference from other processes only ever adds time."""
+        times = []
+        for _ in range(2):
+            start = clock()
+            run(steps)
+            times.append(clock() - start)
+        return min(times)
+
     def per_step(run) -> float:
-        """Seconds per step: (time of n steps − time of 1 step) / (n − 1), setup cancelled."""
+        """Seconds per step: (time of n + 1 steps − time of 1 step) / n, setup cancelled."""
         run(1)
-        start = clock()
-        run(1)
-        one = clock() - start
-        start = clock()
-        run(args.lucent_steps + 1)
-        return (clock() - start - one) / args.lucent_steps
+        step = (timed(run, args.lucent_steps + 1) - timed(run, 1)) / args.lucent_steps
+        if step <= 0:
+            print("  lucent timing swamped by machine load (a 1-step run took longer)")
+            return float("nan")
+        return step
 
     default_net = network(frozen=False)
 
@@ -227,7 +235,7 @@ def main() -> None:
     parser.add_argument("--speed-steps", type=int, default=12, help="steps per timing round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lucent-path", type=Path, action="append", default=[])
-    parser.add_argument("--lucent-steps", type=int, default=4)
+    parser.add_argument("--lucent-steps", type=int, default=6)
     parser.add_argument("--skip-lucent", action="store_true")
     parser.add_argument("--quality-steps", type=int, default=512)
     parser.add_argument("--quality-count", type=int, default=16, help="directions per kind")
