@@ -190,7 +190,7 @@ rating_like = st.fixed_dictionaries(
 )
 
 
-def test_no_input_gives_a_500(sqlite_url: str) -> None:
+def test_no_input_causes_a_server_error(sqlite_url: str) -> None:
     """Arbitrary JSON, rating-shaped or not, and arbitrary bytes: always a 2xx/4xx answer."""
     engine = make_engine(sqlite_url)
     Base.metadata.create_all(engine)
