@@ -31,4 +31,5 @@ def test_second_start_reuses_key_login_and_job(tmp_path: Path, monkeypatch: pyte
     with unit_of_work(engine2) as session:
         assert session.scalar(select(func.count()).select_from(Job)) == 1
         job = session.get_one(Job, job_id)
-        assert job.model == "efficientnet_lite0" and job.n_basis > 0 and job.n_random > 0
+        assert job.model == "efficientnet_lite0" and len(job.layers) == 2
+        assert job.n_basis > 0 and job.n_random > 0
