@@ -28,7 +28,7 @@ from service.migrate import upgrade
 from service.models import Job, Study, StudyStimulus, User
 
 ADMIN_NAME = "admin"
-DEMO_STUDY_NAME = "fvlab demo study"
+DEMO_STUDY_NAME = "Picture ratings"
 POLL_SECONDS = 2.0
 STOP_TIMEOUT_SECONDS = 60.0
 

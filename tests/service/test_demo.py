@@ -15,7 +15,9 @@ from service.demo import ADMIN_NAME, _prepare
 from service.models import Job
 
 
-def test_second_start_reuses_key_login_and_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_second_start_reuses_key_login_and_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FVLAB_DATA_DIR", str(tmp_path / "var"))
     engine, env, password, job_id = _prepare(load_settings())
     assert password and job_id is not None
@@ -33,3 +35,20 @@ def test_second_start_reuses_key_login_and_job(tmp_path: Path, monkeypatch: pyte
         job = session.get_one(Job, job_id)
         assert job.model == "efficientnet_lite0" and len(job.layers) == 2
         assert job.n_basis > 0 and job.n_random > 0
+
+
+def test_demo_study_opens_once_over_the_rendered_demo_job(engine) -> None:  # type: ignore[no-untyped-def]
+    """The study make run opens must pass the study checks (its name may not echo the job's)."""
+    from service.demo import _demo_study_slug
+    from service.jobs import DEMO_NAME
+    from service.models import Study
+    from tests.service.test_studies import make_job
+
+    job_id = make_job(engine, size=32)
+    with unit_of_work(engine) as session:
+        session.get_one(Job, job_id).name = DEMO_NAME
+    slug = _demo_study_slug(engine, job_id)
+    assert _demo_study_slug(engine, job_id) == slug
+    with unit_of_work(engine) as session:
+        study = session.scalars(select(Study)).one()
+        assert (study.slug, study.status, len(study.stimuli)) == (slug, "open", 6)
