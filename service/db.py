@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -21,7 +21,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 def utcnow() -> datetime:
     """Timezone-aware UTC now; every timestamp fvlab stores is UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _configure_sqlite(engine: Engine) -> None:

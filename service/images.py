@@ -64,7 +64,7 @@ def encode_png(pixels: np.ndarray | PILImage.Image) -> EncodedImage:
     """Encode pixels (uint8 0–255 or float 0–1, H×W×3) as a metadata-free PNG."""
     array = _as_uint8_rgb(pixels)
     buffer = io.BytesIO()
-    PILImage.fromarray(array, mode="RGB").save(buffer, format="PNG", optimize=False, compress_level=6)
+    PILImage.fromarray(array).save(buffer, format="PNG", optimize=False, compress_level=6)
     png = buffer.getvalue()
     return EncodedImage(
         sha256=hashlib.sha256(png).hexdigest(), png=png, width=array.shape[1], height=array.shape[0]

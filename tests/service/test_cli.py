@@ -26,7 +26,8 @@ def test_db_upgrade_then_create_user(tmp_path: Path, monkeypatch) -> None:  # ty
     monkeypatch.setenv("FVLAB_DATABASE_URL", url)
     runner = CliRunner()
     assert runner.invoke(fvlab, ["db", "upgrade"]).exit_code == 0
-    result = runner.invoke(fvlab, ["admin", "create-user", "ada"], input="s3cret-pass\ns3cret-pass\n")
+    password = "s3cret-pass\ns3cret-pass\n"
+    result = runner.invoke(fvlab, ["admin", "create-user", "ada"], input=password)
     assert result.exit_code == 0, result.output
     engine = make_engine(url)
     with unit_of_work(engine) as s:

@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from service import images
 from service.db import unit_of_work
 from service.models import (
-    Annotator,
     AnnotationSession,
+    Annotator,
     CatchItem,
     Rating,
     Study,

@@ -1,4 +1,4 @@
-"""Two writers at once on SQLite wait for each other instead of failing with 'database is locked'."""
+"""Two SQLite writers at once wait for each other instead of failing with 'database is locked'."""
 
 from __future__ import annotations
 
