@@ -109,7 +109,3 @@ def store(session: Session, pixels: np.ndarray | PILImage.Image) -> Image:
     session.execute(insert(Image).values(**values).on_conflict_do_nothing(index_elements=["sha256"]))
     return session.get_one(Image, encoded.sha256)
 
-
-def store_file(session: Session, data: bytes) -> Image:
-    """Store an untrusted image file after decoding and re-encoding it (strips all metadata)."""
-    return store(session, decode_image(data))
