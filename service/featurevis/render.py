@@ -41,13 +41,15 @@ class RenderSettings:
     param_sd: float = 0.01
     decay_power: float = 1.0
     decorrelate: bool = True
-    pad: int = 12
-    pad_value: float = 0.5
-    jitter: int = 8
-    scale_min: float = 0.90
-    scale_max: float = 1.10
-    rotate_degrees: int = 10
-    jitter_after: int = 4
+    # Lucid's transform defaults have one home, TransformSettings; these mirror them flat so
+    # that a job stores its render settings as one JSON object.
+    pad: int = TransformSettings.pad
+    pad_value: float = TransformSettings.pad_value
+    jitter: int = TransformSettings.jitter
+    scale_min: float = TransformSettings.scale_min
+    scale_max: float = TransformSettings.scale_max
+    rotate_degrees: int = TransformSettings.rotate_degrees
+    jitter_after: int = TransformSettings.jitter_after
 
     def __post_init__(self) -> None:
         checks = [
