@@ -8,28 +8,30 @@ account; their cookie holds only their session token, which grants nothing here.
 Every state-changing request (POST, also the login form itself) must carry the CSRF token kept
 in the signed cookie, as the form field `csrf_token` or the header `X-CSRF-Token`.
 
-Failed logins are counted per client address and per user name in this process's memory; after
-`LOGIN_MAX_FAILURES` within `LOGIN_WINDOW_SECONDS` further attempts are refused before the
-password is even checked. Behind several worker processes each counts its own attempts, which
-still caps guessing at a small multiple of the limit.
+Failed logins are counted per client address and per user name in the `login_failures` table;
+after `LOGIN_MAX_FAILURES` within `LOGIN_WINDOW_SECONDS` further attempts are refused before the
+password is even checked. The count lives in the database, not in a process's memory, so every
+gunicorn worker on every machine shares it and a restart forgets nothing; its clock is therefore
+wall-clock UTC. Each failure also deletes everyone's rows older than the window, which keeps the
+table small.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
-import threading
-import time
-from collections import defaultdict, deque
 from collections.abc import Iterable
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, abort, current_app, g, jsonify, redirect, request, url_for
 from flask import session as cookie
+from sqlalchemy import delete, func, select
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from annotate.database import get_db
-from service.models import User
+from annotate.database import get_db, get_engine
+from service.db import unit_of_work, utcnow
+from service.models import LOGIN_KEY_MAX_CHARS, LoginFailure, User
 
 USER_KEY = "researcher"
 CSRF_KEY = "csrf"
@@ -42,35 +44,46 @@ UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
 class LoginThrottle:
-    """Recent failed logins per key (client address, user name), forgotten after a window."""
+    """Recent failed logins per key (client address, user name), forgotten after a window.
+
+    The rows live in the app's database, so the count is shared by every process using it.
+    """
 
     def __init__(self, max_failures: int, window_seconds: float) -> None:
         self.max_failures = max_failures
-        self.window = window_seconds
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        stamps = self._failures[key]
-        while stamps and stamps[0] <= now - self.window:
-            stamps.popleft()
-        return stamps
+        self.window = timedelta(seconds=window_seconds)
 
     def blocked(self, keys: Iterable[str]) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            return any(len(self._recent(key, now)) >= self.max_failures for key in keys)
+        recent = (select(func.count())
+                  .where(LoginFailure.key.in_(_stored(keys)),
+                         LoginFailure.failed_at > utcnow() - self.window)
+                  .group_by(LoginFailure.key))
+        with unit_of_work(get_engine()) as db:
+            return any(count >= self.max_failures for count in db.scalars(recent))
 
     def failed(self, keys: Iterable[str]) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key in keys:
-                self._recent(key, now).append(now)
+        """Count one failure under each key, and drop every key's rows older than the window.
+
+        Rows another process is already deleting are skipped rather than waited for
+        (PostgreSQL's SKIP LOCKED; SQLite has one writer at a time anyway), so concurrent
+        failures never deadlock over the clean-up and every failure is counted.
+        """
+        now = utcnow()
+        expired = (select(LoginFailure.id)
+                   .where(LoginFailure.failed_at <= now - self.window)
+                   .with_for_update(skip_locked=True))
+        with unit_of_work(get_engine(), lock=True) as db:
+            db.execute(delete(LoginFailure).where(LoginFailure.id.in_(expired)))
+            db.add_all(LoginFailure(key=key, failed_at=now) for key in _stored(keys))
 
     def succeeded(self, keys: Iterable[str]) -> None:
-        with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
+        with unit_of_work(get_engine()) as db:
+            db.execute(delete(LoginFailure).where(LoginFailure.key.in_(_stored(keys))))
+
+
+def _stored(keys: Iterable[str]) -> list[str]:
+    """The keys as the table holds them: a name longer than any account's is cut to fit."""
+    return [key[:LOGIN_KEY_MAX_CHARS] for key in keys]
 
 
 def init_app(app: Flask) -> None:

@@ -42,6 +42,7 @@ SESSION_STATUSES = ("active", "completed", "abandoned")
 TRIAL_KINDS = ("stimulus", "catch", "practice")
 TOKEN_LENGTH = 32
 LABEL_MAX_CHARS = 200
+LOGIN_KEY_MAX_CHARS = 200
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -343,3 +344,18 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     password_hash: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LoginFailure(Base):
+    """One failed researcher sign-in, under one throttle key (`addr:<ip>` or `name:<name>`).
+
+    Kept in the database so that every web process, on every machine, counts the same attempts;
+    rows older than the throttle's window are deleted as new failures arrive.
+    """
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_failed_at", "key", "failed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(LOGIN_KEY_MAX_CHARS))
+    failed_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -1,4 +1,5 @@
-"""Who may use /admin: signed-in researchers only; every form needs its CSRF token.
+"""Who may use /admin: signed-in researchers only; every form needs its CSRF token; failed
+sign-ins are throttled by a count every process shares through the database.
 
 The route list comes from the app's own URL map, so a console route added later is checked
 without anyone remembering to add it here.
@@ -7,16 +8,22 @@ without anyone remembering to add it here.
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 
-from service.db import unit_of_work
-from service.models import Job, Study
+from annotate import create_app
+from annotate.auth import LOGIN_WINDOW_SECONDS
+from service.accounts import create_user
+from service.db import unit_of_work, utcnow
+from service.models import Job, LoginFailure, Study
 from tests.annotate.admin_support import PASSWORD, RESEARCHER, csrf, sign_in
-from tests.annotate.conftest import make_study, start
+from tests.annotate.conftest import SECRET, make_study, start
 
 PLACEHOLDERS = {"study_id": 1, "job_id": 1, "stimulus_id": 1, "kind": "ratings", "fmt": "csv",
                 "action": "close"}
@@ -143,3 +150,97 @@ def test_unknown_user_is_refused(client: FlaskClient, engine: Engine, name: str)
                                                  "csrf_token": csrf(client)})
     assert response.status_code == 401
     assert client.get("/admin/jobs").status_code == 302
+
+
+def _attempt(app: Flask, password: str, name: str = RESEARCHER) -> int:
+    """One sign-in from a fresh browser of `app`; the response's status code."""
+    browser = app.test_client()
+    return browser.post("/admin/login", data={"name": name, "password": password,
+                                              "csrf_token": csrf(browser)}).status_code
+
+
+def _failures(engine: Engine) -> list[tuple[str, datetime]]:
+    with unit_of_work(engine) as db:
+        rows = db.execute(select(LoginFailure.key, LoginFailure.failed_at)
+                          .order_by(LoginFailure.key, LoginFailure.failed_at)).all()
+        return [(key, failed_at) for key, failed_at in rows]
+
+
+def _add_failures(engine: Engine, key: str, at: datetime, count: int = 5) -> None:
+    with unit_of_work(engine) as db:
+        db.add_all(LoginFailure(key=key, failed_at=at) for _ in range(count))
+
+
+@pytest.fixture
+def second_app(db_url: str, engine: Engine) -> Iterator[Flask]:
+    """Another instance of the site on the same database: a second worker process."""
+    other = create_app({"DATABASE_URL": db_url, "TESTING": True, "SECRET_KEY": SECRET})
+    yield other
+    other.extensions["fvlab_engine"].dispose()
+
+
+def test_failures_in_one_process_block_the_other(app: Flask, second_app: Flask,
+                                                 engine: Engine) -> None:
+    create_user(engine, RESEARCHER, PASSWORD)
+    for wrong_in in (app, second_app, app, second_app, app):
+        assert _attempt(wrong_in, "nope-nope") == 401
+    assert _attempt(second_app, PASSWORD) == 429  # 2 failures here, 3 there: 5 in all
+    assert _attempt(app, PASSWORD) == 429
+    assert len(_failures(engine)) == 10  # one row per failure under each of its two keys
+
+
+def test_the_block_lifts_after_the_window(app: Flask, engine: Engine) -> None:
+    create_user(engine, RESEARCHER, PASSWORD)
+    window = timedelta(seconds=LOGIN_WINDOW_SECONDS)
+    _add_failures(engine, f"name:{RESEARCHER}", utcnow() - window + timedelta(minutes=1))
+    assert _attempt(app, PASSWORD) == 429  # still inside the window
+    with unit_of_work(engine) as db:
+        db.execute(delete(LoginFailure))
+    _add_failures(engine, f"name:{RESEARCHER}", utcnow() - window - timedelta(seconds=1))
+    assert _attempt(app, PASSWORD) == 302
+
+
+def test_configured_limits_and_a_tiny_window(db_url: str, engine: Engine) -> None:
+    quick = create_app({"DATABASE_URL": db_url, "TESTING": True, "SECRET_KEY": SECRET,
+                        "LOGIN_MAX_FAILURES": 1, "LOGIN_WINDOW_SECONDS": 2.0})
+    try:
+        create_user(engine, RESEARCHER, PASSWORD)
+        assert _attempt(quick, "nope-nope") == 401
+        failed_at = time.monotonic()
+        assert _attempt(quick, PASSWORD) == 429
+        time.sleep(max(0.0, failed_at + 2.2 - time.monotonic()))
+        assert _attempt(quick, PASSWORD) == 302
+    finally:
+        quick.extensions["fvlab_engine"].dispose()
+
+
+def test_success_clears_the_count(app: Flask, second_app: Flask, engine: Engine) -> None:
+    create_user(engine, RESEARCHER, PASSWORD)
+    _add_failures(engine, "name:someone-else", utcnow(), count=2)
+    for _ in range(4):
+        assert _attempt(app, "nope-nope", name=RESEARCHER.upper()) == 401  # names fold case
+    assert [key for key, _ in _failures(engine)].count(f"name:{RESEARCHER}") == 4
+    assert _attempt(second_app, PASSWORD) == 302  # clears the count the other process made
+    assert [key for key, _ in _failures(engine)] == ["name:someone-else"] * 2
+    for _ in range(4):  # a fresh allowance: without the clearing, the first of these is refused
+        assert _attempt(app, "nope-nope") == 401
+    assert _attempt(app, PASSWORD) == 302
+
+
+def test_failures_older_than_the_window_are_deleted(app: Flask, engine: Engine) -> None:
+    window = timedelta(seconds=LOGIN_WINDOW_SECONDS)
+    recent = utcnow() - window + timedelta(minutes=1)
+    _add_failures(engine, "addr:10.0.0.1", utcnow() - window - timedelta(seconds=1), count=3)
+    _add_failures(engine, "name:old", utcnow() - timedelta(days=2), count=2)
+    _add_failures(engine, "name:recent", recent, count=1)
+    assert _attempt(app, "nope-nope", name="ghost") == 401
+    keys = [key for key, _ in _failures(engine)]
+    assert keys == ["addr:127.0.0.1", "name:ghost", "name:recent"]
+
+
+def test_a_very_long_name_is_counted_not_crashed_on(app: Flask, engine: Engine) -> None:
+    name = "x" * 1000
+    for _ in range(5):
+        assert _attempt(app, "nope-nope", name=name) == 401
+    assert _attempt(app, PASSWORD, name=name) == 429
+    assert {len(key) for key, _ in _failures(engine)} == {len("addr:127.0.0.1"), 200}
