@@ -1,10 +1,12 @@
 """Starting a session: who the annotator is, and which trials they get, safely under concurrency.
 
-Every session start of a study runs in one transaction that first locks the study's row
-(`SELECT … FOR UPDATE` on PostgreSQL; SQLite's `BEGIN IMMEDIATE` takes the database write lock).
-Session starts of one study therefore run one after another, each seeing the reservations of the
+A start runs in two transactions. The first reads what no other start changes (the study's
+stimuli and their conditions, the catch pool) and finds or makes the annotator. The second locks
+the study's row (`SELECT … FOR UPDATE` on PostgreSQL; SQLite's `BEGIN IMMEDIATE` takes the
+database write lock), counts every item's load and inserts the session with all its trials.
+Starts of one study therefore reserve one after another, each seeing the reservations of the
 ones before it, so no item is handed out beyond its k ratings however many annotators arrive at
-once. Only the start is serialized; rating trials never takes this lock.
+once; the lock is held only for that count and those inserts. Rating never takes this lock.
 
 An item's load is its completed ratings plus its open reservations: unanswered trials of active
 sessions whose `reserved_until` is still ahead. A session that goes quiet lets its reservations
@@ -17,16 +19,17 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, Engine, and_, func, or_, select
+from sqlalchemy import ColumnElement, Engine, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from annotate.trial_plan import Candidate, CatchChoice, plan_session
-from service.catch import ensure_catch_items
+from service.catch import catch_items, catch_pool_complete, ensure_catch_items
 from service.db import unit_of_work, utcnow
 from service.models import (
     AnnotationSession,
     Annotator,
+    CatchItem,
     Direction,
     Image,
     Rating,
@@ -87,30 +90,24 @@ def item_loads(db: Session, study_id: int, now: datetime) -> dict[int, tuple[int
     return {stimulus_id: (int(done), int(reserved)) for stimulus_id, done, reserved in rows}
 
 
-def _candidates(db: Session, study: Study, annotator_id: int | None,
-                now: datetime) -> list[Candidate]:
-    seen: set[int] = set()
-    if annotator_id is not None:
-        seen = set(
-            db.scalars(
-                select(Trial.stimulus_id)
-                .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
-                .where(AnnotationSession.annotator_id == annotator_id)
-                .where(Trial.stimulus_id.is_not(None))
-            )
+def _seen_stimuli(db: Session, annotator_id: int) -> set[int]:
+    """Stimuli this person already has a trial for, in any study: nobody rates an image twice."""
+    return set(
+        db.scalars(
+            select(Trial.stimulus_id)
+            .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
+            .where(AnnotationSession.annotator_id == annotator_id)
+            .where(Trial.stimulus_id.is_not(None))
         )
-    loads = item_loads(db, study.id, now)
-    rows = db.execute(
-        select(Stimulus.id, Direction.kind)
-        .join(StudyStimulus, StudyStimulus.stimulus_id == Stimulus.id)
-        .join(Direction, Stimulus.direction_id == Direction.id)
-        .where(StudyStimulus.study_id == study.id)
-        .order_by(Stimulus.id)
-    ).all()
+    )
+
+
+def _candidates(prepared: _Prepared, loads: dict[int, tuple[int, int]],
+                seen: set[int], k: int) -> list[Candidate]:
     candidates = []
-    for stimulus_id, condition in rows:
+    for stimulus_id, condition in prepared.stimuli:
         done, reserved = loads.get(stimulus_id, (0, 0))
-        if stimulus_id in seen or done + reserved >= study.ratings_per_item:
+        if stimulus_id in seen or done + reserved >= k:
             continue
         candidates.append(Candidate(stimulus_id, condition, done + reserved))
     return candidates
@@ -130,17 +127,56 @@ def stimulus_size(db: Session, study_id: int) -> int | None:
     return None if row is None else int(row[0])
 
 
-def _annotator(db: Session, identity: Identity) -> Annotator:
-    found = db.scalars(
-        select(Annotator).where(
+def _annotator_id(db: Session, identity: Identity, now: datetime) -> int:
+    """The person's annotator row, made on first consent (the unique (source, external id)
+    settles two first visits racing: the loser's retry finds the winner's row)."""
+    found = db.execute(
+        select(Annotator.id, Annotator.consent_at).where(
             Annotator.source == identity.source, Annotator.external_id == identity.external_id
         )
     ).first()
     if found is None:
-        found = Annotator(source=identity.source, external_id=identity.external_id)
-        db.add(found)
-        db.flush()
-    return found
+        return int(db.scalars(
+            insert(Annotator).returning(Annotator.id),
+            [{"source": identity.source, "external_id": identity.external_id,
+              "consent_at": now}],
+        ).one())
+    if found.consent_at is None:
+        db.execute(update(Annotator).where(Annotator.id == found.id).values(consent_at=now))
+    return int(found.id)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What a start needs that no other start changes, read before the study lock is taken."""
+
+    annotator_id: int
+    stimuli: list[tuple[int, str]]  # (stimulus id, condition) of the study, in id order
+    stimulus_size: int | None
+    catch_pool: list[CatchChoice]  # empty when some catch item is still to be made
+
+
+def _choices(items: list[CatchItem]) -> list[CatchChoice]:
+    return [CatchChoice(item.id, item.kind) for item in items]  # type: ignore[arg-type]
+
+
+def _prepare(db: Session, slug: str, identity: Identity, now: datetime) -> _Prepared:
+    study = db.scalars(select(Study).where(Study.slug == slug)).first()
+    if study is None or study.status == "draft":
+        raise StartRefused("not_found")
+    stimuli = [(int(sid), str(kind)) for sid, kind in db.execute(
+        select(Stimulus.id, Direction.kind)
+        .join(StudyStimulus, StudyStimulus.stimulus_id == Stimulus.id)
+        .join(Direction, Stimulus.direction_id == Direction.id)
+        .where(StudyStimulus.study_id == study.id)
+        .order_by(Stimulus.id)
+    )]
+    size = stimulus_size(db, study.id)
+    pool = [] if size is None else catch_items(db, size)
+    return _Prepared(
+        annotator_id=_annotator_id(db, identity, now), stimuli=stimuli, stimulus_size=size,
+        catch_pool=_choices(pool) if catch_pool_complete(pool) else [],
+    )
 
 
 def release_taken_items(db: Session, study: Study, session: AnnotationSession,
@@ -164,62 +200,60 @@ def release_taken_items(db: Session, study: Study, session: AnnotationSession,
     db.flush()
 
 
-def reservation_lapsed(session: AnnotationSession, now: datetime) -> bool:
-    until = session.reserved_until
-    if until is None:
+def reservation_lapsed(reserved_until: datetime | None, now: datetime) -> bool:
+    if reserved_until is None:
         return True
-    if until.tzinfo is None:  # SQLite hands back naive UTC datetimes
-        until = until.replace(tzinfo=UTC)
-    return until <= now
+    if reserved_until.tzinfo is None:  # SQLite hands back naive UTC datetimes
+        reserved_until = reserved_until.replace(tzinfo=UTC)
+    return reserved_until <= now
 
 
-def _start_locked(db: Session, slug: str, identity: Identity, now: datetime,
-                  reservation: timedelta, rng: random.Random) -> str:
+def _start_locked(db: Session, slug: str, identity: Identity, prepared: _Prepared,
+                  now: datetime, reservation: timedelta, rng: random.Random) -> str:
+    """Under the study's lock: resume the person's session, or count every item's load and
+    reserve a new session's trials. Kept to a few statements, since starts queue on this lock."""
     study = db.scalars(select(Study).where(Study.slug == slug).with_for_update()).first()
     if study is None or study.status == "draft":
         raise StartRefused("not_found")
-    annotator = _annotator(db, identity)
     existing = db.scalars(
         select(AnnotationSession).where(
             AnnotationSession.study_id == study.id,
-            AnnotationSession.annotator_id == annotator.id,
+            AnnotationSession.annotator_id == prepared.annotator_id,
         )
     ).first()
     if existing is not None:
         if existing.status != "active":
             raise StartRefused("already_done")
-        if reservation_lapsed(existing, now):
+        if reservation_lapsed(existing.reserved_until, now):
             release_taken_items(db, study, existing, now)
         existing.reserved_until = now + reservation
         return existing.token
     if study.status != "open":
         raise StartRefused("closed")
-    candidates = _candidates(db, study, annotator.id, now)
+    candidates = _candidates(prepared, item_loads(db, study.id, now),
+                             _seen_stimuli(db, prepared.annotator_id), study.ratings_per_item)
     if not candidates:
         raise StartRefused("full")
-    size = stimulus_size(db, study.id)
-    pool = [] if size is None else ensure_catch_items(db, size)
-    plan = plan_session(
-        candidates, study.trials_per_session, study.catch_every, study.practice_count,
-        [CatchChoice(item.id, item.kind) for item in pool], rng,  # type: ignore[arg-type]
-    )
-    session = AnnotationSession(
-        study_id=study.id, annotator_id=annotator.id, token=new_token(), status="active",
-        external_study_id=identity.external_study_id,
-        external_session_id=identity.external_session_id,
-        assignment_id=identity.assignment_id, turk_submit_to=identity.turk_submit_to,
-        started_at=now, consent_at=now, reserved_until=now + reservation,
-    )
-    annotator.consent_at = annotator.consent_at or now
-    db.add(session)
-    db.flush()
-    db.add_all(
-        Trial(session_id=session.id, position=position, kind=planned.kind,
-              stimulus_id=planned.stimulus_id, catch_item_id=planned.catch_item_id,
-              token=new_token())
+    pool = prepared.catch_pool
+    if not pool and prepared.stimulus_size is not None:  # made once, under the lock
+        pool = _choices(ensure_catch_items(db, prepared.stimulus_size))
+    plan = plan_session(candidates, study.trials_per_session, study.catch_every,
+                        study.practice_count, pool, rng)
+    token = new_token()
+    session_id = db.scalars(insert(AnnotationSession).returning(AnnotationSession.id), [{
+        "study_id": study.id, "annotator_id": prepared.annotator_id, "token": token,
+        "status": "active", "external_study_id": identity.external_study_id,
+        "external_session_id": identity.external_session_id,
+        "assignment_id": identity.assignment_id, "turk_submit_to": identity.turk_submit_to,
+        "started_at": now, "consent_at": now, "reserved_until": now + reservation,
+    }]).one()
+    db.execute(insert(Trial).execution_options(render_nulls=True), [  # one multi-row INSERT
+        {"session_id": session_id, "position": position, "kind": planned.kind,
+         "stimulus_id": planned.stimulus_id, "catch_item_id": planned.catch_item_id,
+         "token": new_token()}
         for position, planned in enumerate(plan)
-    )
-    return session.token
+    ])
+    return token
 
 
 def start_session(engine: Engine, slug: str, identity: Identity, *,
@@ -234,12 +268,16 @@ def start_session(engine: Engine, slug: str, identity: Identity, *,
     chosen_rng = rng or random.SystemRandom()
 
     def attempt() -> str:
+        moment = now or utcnow()
+        # SQLite: the annotator insert is a read-then-write, hence the immediate transaction.
         with unit_of_work(engine, lock=True) as db:
-            return _start_locked(db, slug, identity, now or utcnow(), reservation, chosen_rng)
+            prepared = _prepare(db, slug, identity, moment)
+        with unit_of_work(engine, lock=True) as db:
+            return _start_locked(db, slug, identity, prepared, moment, reservation, chosen_rng)
 
     try:
         return attempt()
     except IntegrityError:
-        # The same person starting two studies at once: the other transaction inserted the
-        # annotator row first (the study lock does not cover it); now it is there to be found.
+        # The same person arriving twice at once: the other transaction inserted the annotator
+        # row or the session first (neither is under the study lock); now it is there to find.
         return attempt()

@@ -90,6 +90,23 @@ def negative_pixels(name: str, size: int) -> np.ndarray:
     return _frozen(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
 
 
+def catch_items(session: Session, size: int) -> list[CatchItem]:
+    """The catch items of size×size that exist, without creating any."""
+    return list(session.scalars(
+        select(CatchItem)
+        .join(Image, CatchItem.image_sha256 == Image.sha256)
+        .where(Image.width == size, Image.height == size)
+        .order_by(CatchItem.id)
+    ))
+
+
+def catch_pool_complete(items: list[CatchItem]) -> bool:
+    """Whether every catch source has its item among `items` (those of one size)."""
+    wanted = {("positive", f"{SOURCE_PREFIX}{name}") for name in POSITIVE_SOURCES}
+    wanted |= {("negative", f"{SOURCE_PREFIX}{name}") for name in NEGATIVE_SOURCES}
+    return wanted <= {(item.kind, item.source) for item in items}
+
+
 def ensure_catch_items(session: Session, size: int) -> list[CatchItem]:
     """Every catch item of size×size, creating the missing ones; returns positives and negatives.
 
@@ -99,12 +116,7 @@ def ensure_catch_items(session: Session, size: int) -> list[CatchItem]:
     """
     if not 16 <= size <= 4096:
         raise ValueError(f"catch items are 16…4096 px square, not {size}")
-    existing = session.scalars(
-        select(CatchItem)
-        .join(Image, CatchItem.image_sha256 == Image.sha256)
-        .where(Image.width == size, Image.height == size)
-        .order_by(CatchItem.id)
-    ).all()
+    existing = catch_items(session, size)
     have = {(item.kind, item.source) for item in existing}
     created: list[CatchItem] = []
     for kind, names, make in (
@@ -141,10 +153,12 @@ def _scrambled_fragments(size: int) -> np.ndarray:
 
 
 @cache
+@cache
 def instruction_examples(size: int = 160) -> tuple[tuple[str, str, str], ...]:
     """(answer, caption, data: URI) for the instructions page; none is a catch item or stimulus.
 
-    Served inline as data URIs so the examples need no route and no token.
+    Served inline as data URIs so the examples need no route and no token; made once per process,
+    since every annotator's instructions page shows the same pictures.
     """
     examples = (
         ("Yes", "One thing you could name: a cat.", _square_rgb(skimage.data.chelsea(), size)),

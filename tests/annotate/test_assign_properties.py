@@ -45,7 +45,7 @@ def _answer(engine: Engine, person: int, now: datetime, late: Counter[int]) -> N
         ).first()
         if session is None:
             return
-        lapsed = reservation_lapsed(session, now)
+        lapsed = reservation_lapsed(session.reserved_until, now)
         for trial in session.trials:
             if trial.rating is None:
                 if lapsed and trial.stimulus_id is not None:
