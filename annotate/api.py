@@ -13,9 +13,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from flask import session as cookie
-from sqlalchemy import select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from annotate.assign import DEFAULT_RESERVATION, release_taken_items, reservation_lapsed
@@ -23,7 +23,7 @@ from annotate.current import COOKIE_KEY, current_session
 from annotate.database import get_db, get_engine
 from annotate.rating_input import MAX_BODY_BYTES, RatingInput, RatingInputError, parse_rating
 from service.db import unit_of_work, utcnow
-from service.models import AnnotationSession, Rating, Trial
+from service.models import AnnotationSession, Rating, Study, Trial
 from service.tokens import is_token
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -70,7 +70,7 @@ def _session_or_401(db: Session) -> AnnotationSession:
     return session
 
 
-def _progress(session: AnnotationSession, trials: list[tuple[str, bool]]) -> dict[str, Any]:
+def _progress(status: str, slug: str, trials: list[tuple[str, bool]]) -> dict[str, Any]:
     """The state the page shows, from each trial's (kind, answered) already in hand."""
     practice_total = practice_done = trials_total = trials_done = 0
     for kind, answered in trials:
@@ -78,13 +78,12 @@ def _progress(session: AnnotationSession, trials: list[tuple[str, bool]]) -> dic
             practice_total, practice_done = practice_total + 1, practice_done + answered
         else:  # stimulus and catch trials look and count the same to the annotator
             trials_total, trials_done = trials_total + 1, trials_done + answered
-    if session.status != "active":
+    if status != "active":
         phase = "done"
     elif practice_done < practice_total:
         phase = "practice"
     else:
         phase = "trials"
-    slug = session.study.slug
     return {
         "phase": phase,
         "practice": {"done": practice_done, "total": practice_total},
@@ -93,21 +92,28 @@ def _progress(session: AnnotationSession, trials: list[tuple[str, bool]]) -> dic
     }
 
 
-def _trial_rows(db: Session, session: AnnotationSession) -> list[Any]:
-    """Every trial of the session with its rating's id and time, in one query (at most ~50 rows):
-    the rating POST derives order, rate limit, what remains and progress from it."""
+def _trial_rows(db: Session, session_token: str) -> list[Any]:
+    """Every trial of the browser's session with its rating and the session's and study's
+    fields the rating POST needs, in one query (at most ~50 rows): order, rate limit, what
+    remains and progress all come from it."""
     return list(db.execute(
-        select(Trial.id, Trial.kind, Trial.position, Rating.id.label("rating_id"),
-               Rating.created_at)
+        select(Trial.id, Trial.token, Trial.kind, Trial.position,
+               Rating.id.label("rating_id"), Rating.created_at, Rating.interpretable,
+               Rating.confidence, Rating.label, Rating.rt_ms,
+               AnnotationSession.id.label("session_id"), AnnotationSession.status,
+               AnnotationSession.reserved_until, Study.slug, Study.completion_code)
+        .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
+        .join(Study, AnnotationSession.study_id == Study.id)
         .outerjoin(Rating, Rating.trial_id == Trial.id)
-        .where(Trial.session_id == session.id)
+        .where(AnnotationSession.token == session_token)
     ).all())
 
 
 def session_state(db: Session, session: AnnotationSession) -> dict[str, Any]:
     """Progress the page shows: practice and rated trials done / total, and where to go next."""
-    rows = _trial_rows(db, session)
-    return _progress(session, [(r.kind, r.rating_id is not None) for r in rows])
+    rows = _trial_rows(db, session.token)
+    return _progress(session.status, session.study.slug,
+                     [(r.kind, r.rating_id is not None) for r in rows])
 
 
 @bp.get("/session")
@@ -127,8 +133,8 @@ def upcoming() -> Response:
     if not limit.isdigit() or not 1 <= int(limit) <= MAX_TRIALS_PER_FETCH:
         _session_or_401(db)  # a stale session is refused first, as before
         raise ApiError(400, f"limit must be 1…{MAX_TRIALS_PER_FETCH}", "limit")
-    trials = db.scalars(  # joined on the session's token: one round trip on the hot path
-        select(Trial)
+    trials = db.execute(  # joined on the session's token: one round trip on the hot path
+        select(Trial.token, Trial.kind)
         .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
         .outerjoin(Rating, Rating.trial_id == Trial.id)
         .where(AnnotationSession.token == session_token, Rating.id.is_(None))
@@ -148,109 +154,94 @@ def upcoming() -> Response:
     )
 
 
-def _own_trial(db: Session, session: AnnotationSession, token: str) -> Trial:
-    trial = None
-    if is_token(token):
-        trial = db.scalars(
-            select(Trial).where(Trial.token == token, Trial.session_id == session.id)
-        ).first()
-    if trial is None:
-        raise ApiError(404, "no such trial in this session", "token")
-    return trial
-
-
-def _session_and_trial(db: Session, token: str) -> tuple[AnnotationSession, Trial]:
-    """The browser's session and its trial `token` with the trial's rating, in one query;
-    401 and 404 as `_session_or_401` and `_own_trial` give them."""
-    session_token = cookie.get(COOKIE_KEY)
-    if isinstance(session_token, str) and is_token(session_token) and is_token(token):
-        row = db.execute(
-            select(AnnotationSession, Trial)
-            .join(Trial, Trial.session_id == AnnotationSession.id)
-            .where(AnnotationSession.token == session_token, Trial.token == token)
-            .options(joinedload(Trial.rating), joinedload(AnnotationSession.study))
-        ).first()
-        if row is not None:
-            return row[0], row[1]
-    session = _session_or_401(db)
-    return session, _own_trial(db, session, token)
-
-
 @bp.post("/trials/<token>/shown")
 def shown(token: str) -> Response:
-    """The page reports when a trial's image was actually on screen (for timing, not RT)."""
-    with unit_of_work(get_engine()) as db:
-        trial = _own_trial(db, _session_or_401(db), token)
-        if trial.served_at is None:
-            trial.served_at = utcnow()
-    return Response(status=204)
+    """The page reports when a trial's image was actually on screen (for timing, not RT); the
+    first report counts. One UPDATE, matched on the trial's and the browser's session token."""
+    session_token = cookie.get(COOKIE_KEY)
+    if isinstance(session_token, str) and is_token(session_token) and is_token(token):
+        owner = (select(AnnotationSession.id)
+                 .where(AnnotationSession.token == session_token).scalar_subquery())
+        with unit_of_work(get_engine()) as db:
+            marked = db.execute(
+                update(Trial).where(Trial.token == token, Trial.session_id == owner)
+                .values(served_at=func.coalesce(Trial.served_at, utcnow()))
+                .execution_options(synchronize_session=False)
+            )
+        if marked.rowcount:  # type: ignore[attr-defined]
+            return Response(status=204)
+    raise _refusal_for_no_row(get_db())
 
 
-def _as_input(rating: Rating) -> RatingInput:
-    return RatingInput(rating.interpretable, rating.confidence, rating.label, rating.rt_ms)
+def _stored(row: Any) -> RatingInput:
+    return RatingInput(row.interpretable, row.confidence, row.label, row.rt_ms)
 
 
-def _rating_json(rating: Rating) -> dict[str, Any]:
+def _rating_json(rating: RatingInput) -> dict[str, Any]:
     return {"interpretable": rating.interpretable, "confidence": rating.confidence,
             "label": rating.label, "rt_ms": rating.rt_ms}
 
 
-def _repeat(rating: Rating, submitted: RatingInput, state: dict[str, Any]) -> Response:
-    if _as_input(rating) == submitted:
-        return jsonify(rating=_rating_json(rating), state=state)
-    return error(409, "this trial is already answered", "token", rating=_rating_json(rating))
-
-
-class _RacedRating(Exception):
-    """Another submit of the same trial committed after this request read the trial."""
+def _repeat(stored: RatingInput, submitted: RatingInput, state: dict[str, Any]) -> Response:
+    if stored == submitted:
+        return jsonify(rating=_rating_json(stored), state=state)
+    return error(409, "this trial is already answered", "token", rating=_rating_json(stored))
 
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)  # SQLite: naive
 
 
-def _check_rate(rows: list[Any]) -> None:
+def _check_rate(rows: list[Any], now: datetime) -> None:
     """Refuse when the session already has `count` ratings in the last `seconds`."""
     count, seconds = current_app.config.get("RATING_RATE_LIMIT", DEFAULT_RATE_LIMIT)
-    since = utcnow() - timedelta(seconds=seconds)
+    since = now - timedelta(seconds=seconds)
     recent = sum(1 for r in rows if r.rating_id is not None and _aware(r.created_at) > since)
     if recent >= count:
         raise ApiError(429, "too many ratings in a short time; please slow down")
 
 
-def _store(db: Session, session: AnnotationSession, trial: Trial,
-           rating: RatingInput) -> tuple[Rating, dict[str, Any]]:
-    """Insert the rating and update the session; returns the rating and the new progress."""
+def _answered(rows: list[Any], also: int | None = None) -> list[tuple[str, bool]]:
+    return [(r.kind, r.rating_id is not None or r.id == also) for r in rows]
+
+
+def _store(db: Session, rows: list[Any], trial: Any, rating: RatingInput,
+           session_token: str) -> dict[str, Any]:
+    """Insert the rating, mark the trial answered and renew the session; returns the progress.
+
+    Plain INSERT/UPDATE statements on ids already in hand: no ORM objects on the hot path."""
     now = utcnow()
-    rows = _trial_rows(db, session)
-    if any(r.id == trial.id and r.rating_id is not None for r in rows):
-        raise _RacedRating  # a racing submit committed since the trial was read
     first_open = min((r.position for r in rows if r.rating_id is None), default=None)
     if trial.position != first_open:
         raise ApiError(409, "answer the trials in the order they are shown", "token")
-    _check_rate(rows)
-    stored = Rating(trial_id=trial.id, interpretable=rating.interpretable,
-                    confidence=rating.confidence, label=rating.label, rt_ms=rating.rt_ms,
-                    created_at=now)
-    db.add(stored)
-    trial.answered_at = now
-    db.flush()
-    if reservation_lapsed(session, now):
+    _check_rate(rows, now)
+    db.execute(insert(Rating).values(
+        trial_id=trial.id, interpretable=rating.interpretable, confidence=rating.confidence,
+        label=rating.label, rt_ms=rating.rt_ms, created_at=now))
+    db.execute(update(Trial).where(Trial.id == trial.id).values(answered_at=now))
+    session_id = trial.session_id
+    trials = _answered(rows, also=trial.id)
+    if reservation_lapsed(trial.reserved_until, now):
+        session = db.get_one(AnnotationSession, session_id)
         release_taken_items(db, session.study, session, now)  # may drop open trials
-        rows = _trial_rows(db, session)
-        trials = [(r.kind, r.rating_id is not None) for r in rows]
-    else:
-        trials = [(r.kind, r.rating_id is not None or r.id == trial.id) for r in rows]
+        trials = _answered(_trial_rows(db, session_token))
     reservation = current_app.config.get("RESERVATION", DEFAULT_RESERVATION)
-    session.reserved_until = now + reservation
+    changes: dict[str, Any] = {"reserved_until": now + reservation}
     remaining = [kind for kind, answered in trials if not answered]
     if trial.kind == "practice" and "practice" not in remaining:
-        session.practice_done_at = now
+        changes["practice_done_at"] = now
     if not remaining:
-        session.status = "completed"
-        session.finished_at = now
-        session.completion_code = session.study.completion_code
-    return stored, _progress(session, trials)
+        changes.update(status="completed", finished_at=now,
+                       completion_code=trial.completion_code)
+    db.execute(update(AnnotationSession).where(AnnotationSession.id == session_id)
+               .values(**changes).execution_options(synchronize_session=False))
+    return _progress(changes.get("status", trial.status), trial.slug, trials)
+
+
+def _refusal_for_no_row(db: Session) -> ApiError:
+    """No row for this token in the browser's session: 401 without a session, else 404."""
+    _session_or_401(db)
+    return ApiError(404, "no such trial in this session", "token")
 
 
 @bp.post("/trials/<token>/rating")
@@ -264,20 +255,27 @@ def rate(token: str) -> tuple[Response, int] | Response:
     except RatingInputError as exc:
         status = 413 if exc.message.startswith("body is larger") else 400
         raise ApiError(status, exc.message, exc.field) from None
+    session_token = cookie.get(COOKIE_KEY)
+    if not isinstance(session_token, str) or not is_token(session_token) or not is_token(token):
+        raise _refusal_for_no_row(get_db())
     try:
         with unit_of_work(get_engine()) as db:
-            session, trial = _session_and_trial(db, token)
-            if trial.rating is not None:
-                return _repeat(trial.rating, submitted, session_state(db, session))
-            if session.status != "active":
+            rows = _trial_rows(db, session_token)
+            trial = next((r for r in rows if r.token == token), None)
+            if trial is None:
+                raise _refusal_for_no_row(db)
+            if trial.rating_id is not None:
+                return _repeat(_stored(trial), submitted,
+                               _progress(trial.status, trial.slug, _answered(rows)))
+            if trial.status != "active":
                 raise ApiError(409, "this session is finished", "token")
-            stored, progress = _store(db, session, trial, submitted)
-    except (IntegrityError, _RacedRating):
+            progress = _store(db, rows, trial, submitted, session_token)
+    except IntegrityError:
         # A second submit of this trial committed first: answer as for any repeat.
-        db = get_db()
-        session = _session_or_401(db)
-        trial = _own_trial(db, session, token)
-        if trial.rating is None:
+        rows = _trial_rows(get_db(), session_token)
+        trial = next((r for r in rows if r.token == token), None)
+        if trial is None or trial.rating_id is None:
             raise
-        return _repeat(trial.rating, submitted, session_state(db, session))
-    return jsonify(rating=_rating_json(stored), state=progress), 201
+        return _repeat(_stored(trial), submitted,
+                       _progress(trial.status, trial.slug, _answered(rows)))
+    return jsonify(rating=_rating_json(submitted), state=progress), 201

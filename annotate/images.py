@@ -8,11 +8,12 @@ and only to the browser whose session owns the trial, so a token copied elsewher
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort
+from flask import session as cookie
 from sqlalchemy import func, select
 
-from annotate.current import current_session
+from annotate.current import COOKIE_KEY
 from annotate.database import get_db
-from service.models import CatchItem, Image, Stimulus, Trial
+from service.models import AnnotationSession, CatchItem, Image, Stimulus, Trial
 from service.tokens import is_token
 
 bp = Blueprint("images", __name__)
@@ -22,17 +23,17 @@ IMAGE_HEADERS = {"Cache-Control": "private, max-age=86400"}
 
 @bp.get("/img/<token>.png")
 def image(token: str) -> Response:
-    db = get_db()
-    session = current_session(db)
-    if session is None or not is_token(token):
+    session_token = cookie.get(COOKIE_KEY)
+    if not isinstance(session_token, str) or not is_token(session_token) or not is_token(token):
         abort(404)
-    png = db.scalar(
+    png = get_db().scalar(  # trial, its owner session (by the cookie's token) and the PNG at once
         select(Image.png)
         .select_from(Trial)
+        .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
         .outerjoin(Stimulus, Trial.stimulus_id == Stimulus.id)
         .outerjoin(CatchItem, Trial.catch_item_id == CatchItem.id)
         .join(Image, Image.sha256 == func.coalesce(Stimulus.image_sha256, CatchItem.image_sha256))
-        .where(Trial.token == token, Trial.session_id == session.id)
+        .where(Trial.token == token, AnnotationSession.token == session_token)
     )
     if png is None:
         abort(404)

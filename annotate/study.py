@@ -12,10 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import quote
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
-from sqlalchemy import func, select
+from sqlalchemy import case, exists, select, update
+from sqlalchemy.orm import InstrumentedAttribute
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from annotate.assign import DEFAULT_RESERVATION, Identity, StartRefused, start_session
@@ -174,14 +176,23 @@ def start(slug: str) -> WerkzeugResponse | tuple[str, int]:
     return redirect(url_for("study.instructions", slug=slug))
 
 
+def _stamp_once(session: AnnotationSession, column: InstrumentedAttribute[datetime | None],
+                now: datetime | None = None, **also: object) -> None:
+    """Set a step's timestamp (and `also`) in one UPDATE, only if no earlier request did."""
+    with unit_of_work(get_engine()) as db:
+        db.execute(update(AnnotationSession)
+                   .where(AnnotationSession.id == session.id, column.is_(None))
+                   .values({column: now or utcnow(), **also})
+                   .execution_options(synchronize_session=False))
+
+
 @bp.get("/<slug>/instructions")
 def instructions(slug: str) -> WerkzeugResponse | str:
     session = _own_session(slug)
     if session is None:
         return redirect(url_for("study.enter", slug=slug))
     if session.instructions_shown_at is None:
-        with unit_of_work(get_engine()) as db:
-            db.get_one(AnnotationSession, session.id).instructions_shown_at = utcnow()
+        _stamp_once(session, AnnotationSession.instructions_shown_at)
     return render_template("study/instructions.html", study=session.study, preview=False,
                            examples=instruction_examples())
 
@@ -192,13 +203,12 @@ def instructions_done(slug: str) -> WerkzeugResponse:
     if session is None:
         return redirect(url_for("study.enter", slug=slug))
     if session.instructions_done_at is None:
-        with unit_of_work(get_engine()) as db:
-            row = db.get_one(AnnotationSession, session.id)
-            row.instructions_done_at = utcnow()
-            has_practice = db.scalar(select(func.count(Trial.id)).where(
-                Trial.session_id == row.id, Trial.kind == "practice"))
-            if not has_practice:  # nothing to practise: practice is over when it would start
-                row.practice_done_at = row.instructions_done_at
+        now = utcnow()
+        has_practice = exists().where(Trial.session_id == session.id, Trial.kind == "practice")
+        _stamp_once(session, AnnotationSession.instructions_done_at, now,
+                    # nothing to practise: practice is over when it would start
+                    practice_done_at=case((has_practice, AnnotationSession.practice_done_at),
+                                              else_=now))
     return redirect(url_for("study.trials", slug=slug))
 
 
