@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from flask import session as cookie
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
@@ -92,21 +92,28 @@ def _progress(status: str, slug: str, trials: list[tuple[str, bool]]) -> dict[st
     }
 
 
+_TRIAL_ROWS = (  # built once: the hot path only binds the token
+    select(Trial.id, Trial.token, Trial.kind, Trial.position,
+           Rating.id.label("rating_id"), Rating.created_at, Rating.interpretable,
+           Rating.confidence, Rating.label, Rating.rt_ms,
+           AnnotationSession.id.label("session_id"), AnnotationSession.status,
+           AnnotationSession.reserved_until, Study.slug, Study.completion_code)
+    .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
+    .join(Study, AnnotationSession.study_id == Study.id)
+    .outerjoin(Rating, Rating.trial_id == Trial.id)
+    .where(AnnotationSession.token == bindparam("session_token"))
+)
+_TRIALS = Trial.__table__
+_INSERT_RATING = Rating.__table__.insert()
+_MARK_ANSWERED = (_TRIALS.update().where(_TRIALS.c.id == bindparam("trial"))
+                  .values(answered_at=bindparam("moment")))
+
+
 def _trial_rows(db: Session, session_token: str) -> list[Any]:
     """Every trial of the browser's session with its rating and the session's and study's
     fields the rating POST needs, in one query (at most ~50 rows): order, rate limit, what
     remains and progress all come from it."""
-    return list(db.execute(
-        select(Trial.id, Trial.token, Trial.kind, Trial.position,
-               Rating.id.label("rating_id"), Rating.created_at, Rating.interpretable,
-               Rating.confidence, Rating.label, Rating.rt_ms,
-               AnnotationSession.id.label("session_id"), AnnotationSession.status,
-               AnnotationSession.reserved_until, Study.slug, Study.completion_code)
-        .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
-        .join(Study, AnnotationSession.study_id == Study.id)
-        .outerjoin(Rating, Rating.trial_id == Trial.id)
-        .where(AnnotationSession.token == session_token)
-    ).all())
+    return list(db.connection().execute(_TRIAL_ROWS, {"session_token": session_token}))
 
 
 def session_state(db: Session, session: AnnotationSession) -> dict[str, Any]:
@@ -122,6 +129,16 @@ def state() -> Response:
     return jsonify(session_state(db, _session_or_401(db)))
 
 
+_OPEN_TRIALS = (  # joined on the session's token: one round trip on the hot path; built once
+    select(Trial.token, Trial.kind)
+    .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
+    .outerjoin(Rating, Rating.trial_id == Trial.id)
+    .where(AnnotationSession.token == bindparam("session_token"), Rating.id.is_(None))
+    .order_by(Trial.position)
+    .limit(bindparam("limit"))
+)
+
+
 @bp.get("/trials")
 def upcoming() -> Response:
     """The next unanswered trials in order, so the page can preload their images."""
@@ -133,14 +150,8 @@ def upcoming() -> Response:
     if not limit.isdigit() or not 1 <= int(limit) <= MAX_TRIALS_PER_FETCH:
         _session_or_401(db)  # a stale session is refused first, as before
         raise ApiError(400, f"limit must be 1…{MAX_TRIALS_PER_FETCH}", "limit")
-    trials = db.execute(  # joined on the session's token: one round trip on the hot path
-        select(Trial.token, Trial.kind)
-        .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
-        .outerjoin(Rating, Rating.trial_id == Trial.id)
-        .where(AnnotationSession.token == session_token, Rating.id.is_(None))
-        .order_by(Trial.position)
-        .limit(int(limit))
-    ).all()
+    trials = db.connection().execute(
+        _OPEN_TRIALS, {"session_token": session_token, "limit": int(limit)}).all()
     if not trials:
         _session_or_401(db)  # none left, or no such session: only the latter is an error
     return jsonify(
@@ -207,18 +218,18 @@ def _answered(rows: list[Any], also: int | None = None) -> list[tuple[str, bool]
 
 def _store(db: Session, rows: list[Any], trial: Any, rating: RatingInput,
            session_token: str) -> dict[str, Any]:
-    """Insert the rating, mark the trial answered and renew the session; returns the progress.
-
-    Plain INSERT/UPDATE statements on ids already in hand: no ORM objects on the hot path."""
+    """Insert the rating, mark the trial answered and renew the session; returns the progress."""
     now = utcnow()
     first_open = min((r.position for r in rows if r.rating_id is None), default=None)
     if trial.position != first_open:
         raise ApiError(409, "answer the trials in the order they are shown", "token")
     _check_rate(rows, now)
-    db.execute(insert(Rating).values(
-        trial_id=trial.id, interpretable=rating.interpretable, confidence=rating.confidence,
-        label=rating.label, rt_ms=rating.rt_ms, created_at=now))
-    db.execute(update(Trial).where(Trial.id == trial.id).values(answered_at=now))
+    conn = db.connection()  # Core statements on ids already in hand: no ORM on the hot path
+    conn.execute(_INSERT_RATING, {
+        "trial_id": trial.id, "interpretable": rating.interpretable,
+        "confidence": rating.confidence, "label": rating.label, "rt_ms": rating.rt_ms,
+        "created_at": now})
+    conn.execute(_MARK_ANSWERED, {"trial": trial.id, "moment": now})
     session_id = trial.session_id
     trials = _answered(rows, also=trial.id)
     if reservation_lapsed(trial.reserved_until, now):
@@ -233,8 +244,8 @@ def _store(db: Session, rows: list[Any], trial: Any, rating: RatingInput,
     if not remaining:
         changes.update(status="completed", finished_at=now,
                        completion_code=trial.completion_code)
-    db.execute(update(AnnotationSession).where(AnnotationSession.id == session_id)
-               .values(**changes).execution_options(synchronize_session=False))
+    sessions = AnnotationSession.__table__
+    conn.execute(sessions.update().where(sessions.c.id == session_id).values(**changes))
     return _progress(changes.get("status", trial.status), trial.slug, trials)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort
 from flask import session as cookie
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from annotate.current import COOKIE_KEY
 from annotate.database import get_db
@@ -21,20 +21,23 @@ bp = Blueprint("images", __name__)
 IMAGE_HEADERS = {"Cache-Control": "private, max-age=86400"}
 
 
+_PNG = (  # the trial, its owner session (by the cookie's token) and the PNG at once; built once
+    select(Image.png)
+    .select_from(Trial)
+    .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
+    .outerjoin(Stimulus, Trial.stimulus_id == Stimulus.id)
+    .outerjoin(CatchItem, Trial.catch_item_id == CatchItem.id)
+    .join(Image, Image.sha256 == func.coalesce(Stimulus.image_sha256, CatchItem.image_sha256))
+    .where(Trial.token == bindparam("trial"), AnnotationSession.token == bindparam("session"))
+)
+
+
 @bp.get("/img/<token>.png")
 def image(token: str) -> Response:
     session_token = cookie.get(COOKIE_KEY)
     if not isinstance(session_token, str) or not is_token(session_token) or not is_token(token):
         abort(404)
-    png = get_db().scalar(  # trial, its owner session (by the cookie's token) and the PNG at once
-        select(Image.png)
-        .select_from(Trial)
-        .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
-        .outerjoin(Stimulus, Trial.stimulus_id == Stimulus.id)
-        .outerjoin(CatchItem, Trial.catch_item_id == CatchItem.id)
-        .join(Image, Image.sha256 == func.coalesce(Stimulus.image_sha256, CatchItem.image_sha256))
-        .where(Trial.token == token, AnnotationSession.token == session_token)
-    )
+    png = get_db().connection().scalar(_PNG, {"trial": token, "session": session_token})
     if png is None:
         abort(404)
     return Response(png, mimetype="image/png", headers=IMAGE_HEADERS)
