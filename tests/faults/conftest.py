@@ -1,13 +1,19 @@
-"""A private, throwaway PostgreSQL cluster for the fault tests that restart the server.
+"""A private, throwaway PostgreSQL cluster, and small file systems to fill, for the fault tests.
 
 The shared server on 5432 serves every developer's tests, so restarting it is out of the
 question; instead `private_postgres` runs `initdb` and `pg_ctl` as the `postgres` OS user on a
 free port, in a temporary folder under /tmp, and removes it all afterwards. Without initdb (or
 without the rights to run it as `postgres`) the test skips, unless FVLAB_REQUIRE_POSTGRES=1.
+
+`small_disk` mounts a tmpfs of a few MiB (a real file system, so a full disk is the kernel's own
+ENOSPC, not a mock) and lazily unmounts it afterwards, even while a server still holds files on
+it. Mounting needs root and a kernel that lets this process mount; where it cannot, the test
+skips with mount's own reason.
 """
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import pwd
@@ -15,7 +21,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -90,3 +96,61 @@ def private_postgres() -> Iterator[PrivateCluster]:
         except subprocess.CalledProcessError:
             pass  # never started, or already down
         shutil.rmtree(root, ignore_errors=True)
+
+
+class SmallDisk:
+    """A mounted tmpfs: filled to the last byte by a filler file, and freed by removing it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.filler = path, path / "filler"
+
+    def fill(self) -> None:
+        """Write the filler until the file system refuses even one more byte (ENOSPC)."""
+        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            for size in (1 << 20, 4096, 1):  # big writes first, then whatever still fits
+                try:
+                    while True:
+                        os.write(fd, b"\xff" * size)
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+        finally:
+            os.close(fd)
+        assert os.statvfs(self.path).f_bavail == 0
+
+    def free(self) -> None:
+        self.filler.unlink()
+
+
+def _mount_problem() -> str | None:
+    if shutil.which("mount") is None or shutil.which("umount") is None:
+        return "mount and umount are not installed"
+    if os.geteuid() != 0:
+        return "mounting a tmpfs needs root"
+    return None
+
+
+@pytest.fixture
+def small_disk() -> Iterator[Callable[[Path, str], SmallDisk]]:
+    """`mount(path, size)`: a tmpfs of `size` (e.g. "8m") at `path`; skips if mount is refused."""
+    mounted: list[Path] = []
+
+    def mount(path: Path, size: str) -> SmallDisk:
+        problem = _mount_problem()
+        if problem is not None:
+            pytest.skip(f"no small file system to fill: {problem}")
+        path.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755",
+                                 "fvlab-small-disk", str(path)],
+                                capture_output=True, text=True, timeout=30)
+        if result.returncode != 0:
+            reason = " ".join(result.stderr.split())
+            pytest.skip(f"no small file system to fill: mount said {reason!r}")
+        mounted.append(path)
+        return SmallDisk(path)
+
+    yield mount
+    for path in reversed(mounted):  # lazily: a server may still hold files open there
+        subprocess.run(["umount", "--lazy", str(path)], check=True, capture_output=True,
+                       timeout=30)

@@ -3,6 +3,8 @@
 `rate_until_stored` is the trial page's retry loop (annotate/static/trial.js) in Python: the
 same trial token and body are sent again after a transport error, a 429 or any 5xx, until the
 server answers 201 (stored now) or 200 (stored by an earlier attempt whose answer was lost).
+`snapshot` is what a refused write must leave untouched: every rating, every trial's served and
+answered times, every session, and the number of annotators.
 """
 
 from __future__ import annotations
@@ -14,17 +16,38 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from http.cookiejar import CookieJar
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask
+from sqlalchemy import Engine, func, select
 from werkzeug.serving import make_server
+
+from service.models import AnnotationSession, Annotator, Rating, Trial
 
 RATING = {"interpretable": True, "confidence": 4, "label": "a dog", "rt_ms": 1200}
 TRANSPORT_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError,
                     TimeoutError)
+
+
+class Snapshot(NamedTuple):
+    ratings: Sequence[Any]
+    trials: Sequence[Any]  # id, answered and served times
+    sessions: Sequence[Any]
+    annotators: int
+
+
+def snapshot(engine: Engine) -> Snapshot:
+    """The rows an annotator's writes touch, to compare before and after a refused request."""
+    with engine.connect() as conn:
+        return Snapshot(
+            conn.execute(select(Rating.__table__)).all(),
+            conn.execute(select(Trial.id, Trial.answered_at, Trial.served_at)).all(),
+            conn.execute(select(AnnotationSession.__table__)).all(),
+            conn.scalar(select(func.count(Annotator.id))) or 0,
+        )
 
 
 class Browser:

@@ -14,9 +14,9 @@ from sqlalchemy import Engine, event, func, select
 from sqlalchemy.engine import make_url
 
 from annotate import create_app
-from service.models import AnnotationSession, Annotator, Rating, Trial
+from service.models import Rating
 from tests.annotate.conftest import SECRET, make_study, start
-from tests.faults.support import RATING
+from tests.faults.support import RATING, snapshot
 
 
 def _frozen_app(db_url: str) -> Flask:
@@ -33,23 +33,13 @@ def _frozen_app(db_url: str) -> Flask:
     return app
 
 
-def _snapshot(engine: Engine) -> tuple:
-    with engine.connect() as conn:
-        return (
-            conn.execute(select(Rating.__table__)).all(),
-            conn.execute(select(Trial.id, Trial.answered_at, Trial.served_at)).all(),
-            conn.execute(select(AnnotationSession.__table__)).all(),
-            conn.scalar(select(func.count(Annotator.id))),
-        )
-
-
 def test_read_only_database_answers_503_and_writes_nothing(db_url: str, engine: Engine) -> None:
     info = make_study(engine, practice=0)
     writable = create_app({"DATABASE_URL": db_url, "SECRET_KEY": SECRET})
     client = writable.test_client()
     start(client, info.slug)
     trial = client.get("/api/v1/trials?limit=1").get_json()["trials"][0]
-    before = _snapshot(engine)
+    before = snapshot(engine)
 
     frozen = _frozen_app(db_url)
     annotator = frozen.test_client()
@@ -65,7 +55,7 @@ def test_read_only_database_answers_503_and_writes_nothing(db_url: str, engine: 
     assert page.status_code == 503 and page.mimetype == "text/html"
     assert "try again" in page.text.lower() and "nothing was saved" in page.text
     assert page.headers["Retry-After"]
-    assert _snapshot(engine) == before
+    assert snapshot(engine) == before
 
     retried = client.post(trial["rating"], json=RATING)
     assert retried.status_code == 201
