@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from flask import session as cookie
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
@@ -56,11 +56,6 @@ def _http_error(exc: HTTPException) -> Response | HTTPException:
     if request.path.startswith(PREFIX):
         return error(exc.code or 500, exc.description or exc.name)
     return exc
-
-
-@bp.errorhandler(OperationalError)
-def _database_down(_exc: OperationalError) -> Response:
-    return error(503, "the database is unavailable; try again shortly")
 
 
 def _session_or_401(db: Session) -> AnnotationSession:

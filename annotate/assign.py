@@ -1,9 +1,10 @@
 """Starting a session: who the annotator is, and which trials they get, safely under concurrency.
 
-A start runs in two transactions. The first reads what no other start changes (the study's
-stimuli and their conditions, the catch pool) and finds or makes the annotator. The second locks
+A start runs in two transactions. The first only reads what no other start changes (the study's
+stimuli and their conditions, the catch pool, whether the person is known). The second locks
 the study's row (`SELECT … FOR UPDATE` on PostgreSQL; SQLite's `BEGIN IMMEDIATE` takes the
-database write lock), counts every item's load and inserts the session with all its trials.
+database write lock), counts every item's load and inserts the annotator (on a first visit), the
+session and all its trials; a refused start writes nothing.
 Starts of one study therefore reserve one after another, each seeing the reservations of the
 ones before it, so no item is handed out beyond its k ratings however many annotators arrive at
 once; the lock is held only for that count and those inserts. Rating never takes this lock.
@@ -127,30 +128,25 @@ def stimulus_size(db: Session, study_id: int) -> int | None:
     return None if row is None else int(row[0])
 
 
-def _annotator_id(db: Session, identity: Identity, now: datetime) -> int:
-    """The person's annotator row, made on first consent (the unique (source, external id)
-    settles two first visits racing: the loser's retry finds the winner's row)."""
-    found = db.execute(
-        select(Annotator.id, Annotator.consent_at).where(
-            Annotator.source == identity.source, Annotator.external_id == identity.external_id
-        )
-    ).first()
-    if found is None:
-        return int(db.scalars(
-            insert(Annotator).returning(Annotator.id),
-            [{"source": identity.source, "external_id": identity.external_id,
-              "consent_at": now}],
-        ).one())
-    if found.consent_at is None:
-        db.execute(update(Annotator).where(Annotator.id == found.id).values(consent_at=now))
-    return int(found.id)
+def _known_annotator(db: Session, identity: Identity) -> int | None:
+    return db.scalar(select(Annotator.id).where(
+        Annotator.source == identity.source, Annotator.external_id == identity.external_id))
+
+
+def _new_annotator(db: Session, identity: Identity, now: datetime) -> int:
+    """Made in the same transaction as the session, so a refused start leaves no row behind;
+    the unique (source, external id) settles two first visits racing (the loser retries)."""
+    return int(db.scalars(
+        insert(Annotator).returning(Annotator.id),
+        [{"source": identity.source, "external_id": identity.external_id, "consent_at": now}],
+    ).one())
 
 
 @dataclass(frozen=True)
 class _Prepared:
     """What a start needs that no other start changes, read before the study lock is taken."""
 
-    annotator_id: int
+    annotator_id: int | None  # None: a first visit
     stimuli: list[tuple[int, str]]  # (stimulus id, condition) of the study, in id order
     stimulus_size: int | None
     catch_pool: list[CatchChoice]  # empty when some catch item is still to be made
@@ -160,7 +156,7 @@ def _choices(items: list[CatchItem]) -> list[CatchChoice]:
     return [CatchChoice(item.id, item.kind) for item in items]  # type: ignore[arg-type]
 
 
-def _prepare(db: Session, slug: str, identity: Identity, now: datetime) -> _Prepared:
+def _prepare(db: Session, slug: str, identity: Identity) -> _Prepared:
     study = db.scalars(select(Study).where(Study.slug == slug)).first()
     if study is None or study.status == "draft":
         raise StartRefused("not_found")
@@ -174,7 +170,7 @@ def _prepare(db: Session, slug: str, identity: Identity, now: datetime) -> _Prep
     size = stimulus_size(db, study.id)
     pool = [] if size is None else catch_items(db, size)
     return _Prepared(
-        annotator_id=_annotator_id(db, identity, now), stimuli=stimuli, stimulus_size=size,
+        annotator_id=_known_annotator(db, identity), stimuli=stimuli, stimulus_size=size,
         catch_pool=_choices(pool) if catch_pool_complete(pool) else [],
     )
 
@@ -215,10 +211,11 @@ def _start_locked(db: Session, slug: str, identity: Identity, prepared: _Prepare
     study = db.scalars(select(Study).where(Study.slug == slug).with_for_update()).first()
     if study is None or study.status == "draft":
         raise StartRefused("not_found")
-    existing = db.scalars(
+    annotator_id = prepared.annotator_id
+    existing = None if annotator_id is None else db.scalars(
         select(AnnotationSession).where(
             AnnotationSession.study_id == study.id,
-            AnnotationSession.annotator_id == prepared.annotator_id,
+            AnnotationSession.annotator_id == annotator_id,
         )
     ).first()
     if existing is not None:
@@ -230,10 +227,16 @@ def _start_locked(db: Session, slug: str, identity: Identity, prepared: _Prepare
         return existing.token
     if study.status != "open":
         raise StartRefused("closed")
-    candidates = _candidates(prepared, item_loads(db, study.id, now),
-                             _seen_stimuli(db, prepared.annotator_id), study.ratings_per_item)
+    seen = set() if annotator_id is None else _seen_stimuli(db, annotator_id)
+    candidates = _candidates(prepared, item_loads(db, study.id, now), seen,
+                             study.ratings_per_item)
     if not candidates:
         raise StartRefused("full")
+    if annotator_id is None:
+        annotator_id = _new_annotator(db, identity, now)
+    else:
+        db.execute(update(Annotator).where(Annotator.id == annotator_id,
+                                           Annotator.consent_at.is_(None)).values(consent_at=now))
     pool = prepared.catch_pool
     if not pool and prepared.stimulus_size is not None:  # made once, under the lock
         pool = _choices(ensure_catch_items(db, prepared.stimulus_size))
@@ -241,7 +244,7 @@ def _start_locked(db: Session, slug: str, identity: Identity, prepared: _Prepare
                         study.practice_count, pool, rng)
     token = new_token()
     session_id = db.scalars(insert(AnnotationSession).returning(AnnotationSession.id), [{
-        "study_id": study.id, "annotator_id": prepared.annotator_id, "token": token,
+        "study_id": study.id, "annotator_id": annotator_id, "token": token,
         "status": "active", "external_study_id": identity.external_study_id,
         "external_session_id": identity.external_session_id,
         "assignment_id": identity.assignment_id, "turk_submit_to": identity.turk_submit_to,
@@ -269,15 +272,14 @@ def start_session(engine: Engine, slug: str, identity: Identity, *,
 
     def attempt() -> str:
         moment = now or utcnow()
-        # SQLite: the annotator insert is a read-then-write, hence the immediate transaction.
-        with unit_of_work(engine, lock=True) as db:
-            prepared = _prepare(db, slug, identity, moment)
+        with unit_of_work(engine) as db:
+            prepared = _prepare(db, slug, identity)
         with unit_of_work(engine, lock=True) as db:
             return _start_locked(db, slug, identity, prepared, moment, reservation, chosen_rng)
 
     try:
         return attempt()
     except IntegrityError:
-        # The same person arriving twice at once: the other transaction inserted the annotator
-        # row or the session first (neither is under the study lock); now it is there to find.
+        # The same person starting twice at once (two studies, or a double submit): the other
+        # transaction inserted the annotator row first; now it is there to find.
         return attempt()

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, select
 
 from annotate.assign import Identity, StartRefused, start_session
 from service.db import make_engine, unit_of_work, utcnow
-from service.models import AnnotationSession, Base, CatchItem, Image, Rating, Trial
+from service.models import AnnotationSession, Annotator, Base, CatchItem, Image, Rating, Trial
 from tests.annotate.conftest import make_study
 
 
@@ -133,3 +133,15 @@ def test_fifty_annotators_at_once_never_exceed_k(postgres_url: str) -> None:
     assert sorted(per_item.values()) == [k] * 20
     assert len(catch_items) == len(set(catch_items))  # created once, under the lock
     engine.dispose()
+
+
+def test_refused_start_writes_nothing(engine: Engine) -> None:
+    info = make_study(engine, n_basis=1, n_random=1, k=1, trials=2, catch_every=0, practice=0)
+    _rate_all(engine, start_session(engine, info.slug, Identity("prolific", "first")))
+    with unit_of_work(engine) as db:
+        before = db.scalars(select(Annotator.external_id)).all()
+    with pytest.raises(StartRefused) as refused:
+        start_session(engine, info.slug, Identity("prolific", "late"))
+    assert refused.value.reason == "full"
+    with unit_of_work(engine) as db:
+        assert db.scalars(select(Annotator.external_id)).all() == before == ["first"]

@@ -254,9 +254,6 @@ def test_full_storage_answers_503_and_writes_nothing(full: FullSite) -> None:
 
 
 @pytest.mark.parametrize("storage", ["sqlite_page_limit"], indirect=True)
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "annotate/api.py registers its own OperationalError handler on the API blueprint, which "
-    "wins over annotate/errors.py's: no Retry-After, and no 'nothing was saved'"))
 def test_refused_rating_says_nothing_was_saved_and_when_to_retry(full: FullSite) -> None:
     assert full.first_refused_rating is not None  # a 503 from the full store: see above
     refused = full.first_refused_rating.response
@@ -265,9 +262,6 @@ def test_refused_rating_says_nothing_was_saved_and_when_to_retry(full: FullSite)
 
 
 @pytest.mark.parametrize("storage", ["sqlite_page_limit"], indirect=True)
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "annotate/assign.py's start_session commits the annotator row in a transaction of its own "
-    "before the session and its trials; when the store refuses those, the annotator stays"))
 def test_refused_newcomer_leaves_no_annotator(full: FullSite) -> None:
     before = snapshot(full.reader)
     _assert_page_refusal(full.consent())
