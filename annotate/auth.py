@@ -30,6 +30,7 @@ from sqlalchemy import delete, func, select
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from annotate.database import get_db, get_engine
+from service.accounts import NAME_PATTERN
 from service.db import unit_of_work, utcnow
 from service.models import LOGIN_KEY_MAX_CHARS, LoginFailure, User
 
@@ -100,8 +101,12 @@ def throttle() -> LoginThrottle:
 
 
 def login_keys(name: str) -> list[str]:
-    """The keys a login attempt is counted under: the client's address and the name tried."""
-    return [f"addr:{request.remote_addr or '?'}", f"name:{name.lower()}"]
+    """The keys a login attempt is counted under: the client's address, and the name tried when
+    it could be an account's (anything else, NUL bytes included, never reaches the database)."""
+    keys = [f"addr:{request.remote_addr or '?'}"]
+    if NAME_PATTERN.match(name):
+        keys.append(f"name:{name.lower()}")
+    return keys
 
 
 def log_in(user: User) -> None:

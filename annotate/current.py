@@ -17,13 +17,13 @@ COOKIE_KEY = "t"
 
 
 def remember(token: str) -> None:
-    """Tie this browser to the session, replacing any earlier one.
+    """Tie this browser to the session, replacing any earlier one (a researcher trying their own
+    study stays signed in to /admin).
 
     A browser-session cookie, not a permanent one: Flask re-sends a permanent cookie with a new
     expiry on every response, which would make image responses differ by the second they were
     served. People who return from elsewhere are recognised by their Prolific or MTurk id.
     """
-    cookie.clear()
     cookie[COOKIE_KEY] = token
 
 

@@ -39,6 +39,9 @@ def create_user(engine: Engine, name: str, password: str) -> User:
 
 def authenticate(engine: Engine, name: str, password: str) -> User | None:
     """The user when name and password match, else None (same cost either way)."""
+    if not NAME_PATTERN.match(name):  # no account has it; and PostgreSQL refuses NUL in text
+        check_password_hash(_dummy_hash(), password)
+        return None
     with unit_of_work(engine) as session:
         user = session.scalar(select(User).where(User.name == name))
         if user is None:
