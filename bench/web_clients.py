@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -73,11 +74,13 @@ class Client:
         return status, body
 
 
-async def annotator(base: str, slug: str, deadline: float, tally: Tally) -> None:
+async def annotator(base: str, slug: str, deadline: float, tally: Tally,
+                    think: random.Random | None = None, think_s: float = 0.0) -> None:
     """Enter, consent, read the instructions, then rate trials (practice first) until the
     deadline; a finished session's browser starts afresh as the next annotator. After a failed
     request the client asks for its next trial again, so a rating that was not acknowledged is
-    sent again with the same token, as the page's script does."""
+    sent again with the same token, as the page's script does. With `think_s`, the annotator
+    looks at each image for 0.5-1.5 × think_s seconds before answering, as a person would."""
     client = Client(base, tally)
     try:
         while time.monotonic() < deadline:
@@ -86,13 +89,14 @@ async def annotator(base: str, slug: str, deadline: float, tally: Tally) -> None
                 await asyncio.sleep(ERROR_PAUSE_S)
                 continue
             while time.monotonic() < deadline:
-                if not await _rate_next(client, slug):
+                if not await _rate_next(client, slug, think, think_s):
                     break
     finally:
         await client.http.close()
 
 
-async def _rate_next(client: Client, slug: str) -> bool:
+async def _rate_next(client: Client, slug: str, think: random.Random | None,
+                     think_s: float) -> bool:
     """One trial: next, image, rating. False when the session is over."""
     listed = await client.call("api next trial", "GET", "/api/v1/trials?limit=1", (200,))
     if listed is None:
@@ -104,6 +108,8 @@ async def _rate_next(client: Client, slug: str) -> bool:
         return False
     trial = trials[0]
     image = await client.call("image", "GET", trial["image"], (200,))
+    if image and think is not None and think_s > 0:
+        await asyncio.sleep(think.uniform(0.5, 1.5) * think_s)
     rated = image and await client.call("api rating", "POST", trial["rating"], (200, 201),
                                         json=RATING)
     if rated:
@@ -143,17 +149,19 @@ async def _run_all(make, clients: int) -> None:  # type: ignore[no-untyped-def]
 
 
 def run_load(kind: str, base: str, clients: int, seconds: float,
-             slug: str | None = None) -> tuple[Tally, float]:
-    """Run `clients` simulated annotators (kind "site") or inserters ("baseline") for
-    `seconds`; returns the tally and the wall time including the requests in flight."""
+             slug: str | None = None, think_s: float = 0.0) -> tuple[Tally, float]:
+    """Run `clients` simulated annotators (kind "site", each thinking `think_s` seconds per
+    image on average) or inserters ("baseline") for `seconds`; returns the tally and the wall
+    time including the requests in flight."""
     tally = Tally()
     started = time.monotonic()
     deadline = started + seconds
+    seeds = iter(range(clients))
 
     def make():  # type: ignore[no-untyped-def]
         if kind == "site":
             assert slug is not None
-            return annotator(base, slug, deadline, tally)
+            return annotator(base, slug, deadline, tally, random.Random(next(seeds)), think_s)
         return inserter(base, deadline, tally)
 
     asyncio.run(_run_all(make, clients))
