@@ -31,6 +31,7 @@ class Tally:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     acknowledged: int = 0
+    reconnects: int = 0  # requests resent once after the server closed an idle connection
 
     @property
     def requests(self) -> int:
@@ -59,14 +60,24 @@ class Client:
     async def call(self, route: str, method: str, path: str, expect: tuple[int, ...],
                    **kwargs: object) -> tuple[int, bytes] | None:
         started = time.perf_counter()
-        try:
-            async with self.http.request(method, path, allow_redirects=False,
-                                         **kwargs) as response:  # type: ignore[arg-type]
-                body = await response.read()
-                status = response.status
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            self.tally.errors[f"{route}: {type(exc).__name__}"] += 1
-            return None
+        for attempt in range(2):
+            try:
+                async with self.http.request(method, path, allow_redirects=False,
+                                             **kwargs) as response:  # type: ignore[arg-type]
+                    body = await response.read()
+                    status = response.status
+                break
+            except aiohttp.ServerDisconnectedError as exc:
+                # The server closed a kept-alive connection just as the request went out on
+                # it; browsers resend such a request once on a new connection, and so do we.
+                if attempt == 0:
+                    self.tally.reconnects += 1
+                    continue
+                self.tally.errors[f"{route}: {type(exc).__name__}"] += 1
+                return None
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                self.tally.errors[f"{route}: {type(exc).__name__}"] += 1
+                return None
         self.tally.latencies[route].append((time.perf_counter() - started) * 1000)
         if status not in expect:
             self.tally.errors[f"{route}: HTTP {status}"] += 1

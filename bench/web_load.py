@@ -176,6 +176,8 @@ def _report(title: str, tally: Tally, wall: float) -> float:
         print(f"  {route:<20}{count:>8}{p50:>10.1f}{p95:>10.1f}{p99:>10.1f}")
     for error, count in sorted(tally.errors.items()):
         print(f"  error {error}: {count}")
+    if tally.reconnects:
+        print(f"  resent on a new connection after an idle keep-alive close: {tally.reconnects}")
     return throughput
 
 
