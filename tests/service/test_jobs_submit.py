@@ -123,7 +123,7 @@ def test_the_demo_job_is_submitted_once(engine: Engine) -> None:
     job_id = submit_demo_if_empty(engine)
     assert job_id is not None
     job = get_job(engine, job_id)
-    assert (job.model, job.layers, job.total, job.name) == ("efficientnet_lite0", ["blocks.6", "blocks.10"], 16,
-                                                            "demo")
+    assert (job.model, job.layers, job.total, job.name) == (
+        "efficientnet_lite0", ["blocks.6", "blocks.10"], 16, "demo")
     assert submit_demo_if_empty(engine) is None
     assert count(engine, Job) == 1
