@@ -8,7 +8,7 @@ a JSON error naming the field, never a 500; nothing in any answer names a condit
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
@@ -194,15 +194,11 @@ def _repeat(stored: RatingInput, submitted: RatingInput, state: dict[str, Any]) 
     return error(409, "this trial is already answered", "token", rating=_rating_json(stored))
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)  # SQLite: naive
-
-
 def _check_rate(rows: list[Any], now: datetime) -> None:
     """Refuse when the session already has `count` ratings in the last `seconds`."""
     count, seconds = current_app.config.get("RATING_RATE_LIMIT", DEFAULT_RATE_LIMIT)
     since = now - timedelta(seconds=seconds)
-    recent = sum(1 for r in rows if r.rating_id is not None and _aware(r.created_at) > since)
+    recent = sum(1 for r in rows if r.rating_id is not None and r.created_at > since)
     if recent >= count:
         raise ApiError(429, "too many ratings in a short time; please slow down")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Engine, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -197,11 +197,7 @@ def release_taken_items(db: Session, study: Study, session: AnnotationSession,
 
 
 def reservation_lapsed(reserved_until: datetime | None, now: datetime) -> bool:
-    if reserved_until is None:
-        return True
-    if reserved_until.tzinfo is None:  # SQLite hands back naive UTC datetimes
-        reserved_until = reserved_until.replace(tzinfo=UTC)
-    return reserved_until <= now
+    return reserved_until is None or reserved_until <= now
 
 
 def _start_locked(db: Session, slug: str, identity: Identity, prepared: _Prepared,

@@ -24,6 +24,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    """The span from `start` to `end` in seconds, or None when either is missing."""
+    if start is None or end is None:
+        return None
+    return (end - start).total_seconds()
+
+
 def _configure_sqlite(engine: Engine) -> None:
     """WAL, foreign keys and a busy timeout on every connection; explicit BEGIN.
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Literal
 from sqlalchemy import Engine, and_, case, func, select
 from sqlalchemy.orm import Session
 
+from service.db import seconds_between
 from service.models import (
     AnnotationSession,
     Annotator,
@@ -90,22 +91,10 @@ def _require_study(engine: Engine, study_id: int | None) -> None:
 
 
 def iso_utc(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a `Z`; SQLite hands back naive datetimes, which fvlab stores as UTC."""
+    """ISO 8601 in UTC with a `Z` (stored timestamps read back as aware UTC)."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _seconds_between(start: datetime | None, end: datetime | None) -> float | None:
-    if start is None or end is None:
-        return None
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=UTC)
-    if end.tzinfo is None:
-        end = end.replace(tzinfo=UTC)
-    return (end - start).total_seconds()
 
 
 def ratings_frame(engine: Engine, study_id: int | None = None) -> pd.DataFrame:
@@ -214,10 +203,10 @@ def sessions_frame(
                 "annotator_id": session.annotator_id,
                 "started_at": iso_utc(session.started_at),
                 "finished_at": iso_utc(session.finished_at),
-                "instructions_seconds": _seconds_between(
+                "instructions_seconds": seconds_between(
                     session.instructions_shown_at, session.instructions_done_at
                 ),
-                "total_seconds": _seconds_between(session.started_at, session.finished_at),
+                "total_seconds": seconds_between(session.started_at, session.finished_at),
                 "n_ratings": int(n_ratings or 0),
                 "n_catch": int(n_catch or 0),
                 "catch_score": (int(n_correct) / int(n_catch)) if n_catch else None,

@@ -197,10 +197,7 @@ def _images_per_second(job: Job, last_written: datetime | None) -> float | None:
     with several workers this is their combined throughput."""
     if job.started_at is None or last_written is None or job.progress == 0:
         return None
-    start, end = job.started_at, last_written
-    if (start.tzinfo is None) != (end.tzinfo is None):  # SQLite returns naive UTC
-        start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
-    seconds = (end - start).total_seconds()
+    seconds = (last_written - job.started_at).total_seconds()
     return job.progress / seconds if seconds > 0 else None
 
 

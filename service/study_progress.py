@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Engine, and_, case, func, select
 from sqlalchemy.orm import Session
 
-from service.db import unit_of_work
+from service.db import seconds_between, unit_of_work
 from service.models import (
     AnnotationSession,
     Annotator,
@@ -101,14 +101,6 @@ class SheetItem:
     yes: int
 
 
-def _seconds(start: datetime | None, end: datetime | None) -> float | None:
-    if start is None or end is None:
-        return None
-    start = start if start.tzinfo else start.replace(tzinfo=UTC)  # SQLite gives naive UTC
-    end = end if end.tzinfo else end.replace(tzinfo=UTC)
-    return (end - start).total_seconds()
-
-
 def ratings_per_study(db: Session) -> dict[int, int]:
     """{study id: stimulus ratings collected} (catch and practice trials left out)."""
     rows = db.execute(
@@ -182,9 +174,9 @@ def _annotators(db: Session, study_id: int) -> list[AnnotatorProgress]:
             session_id=session.id, annotator_id=annotator.id, source=annotator.source,
             external_id=annotator.external_id, status=session.status,
             started_at=session.started_at, finished_at=session.finished_at,
-            instructions_seconds=_seconds(session.instructions_shown_at,
+            instructions_seconds=seconds_between(session.instructions_shown_at,
                                           session.instructions_done_at),
-            total_seconds=_seconds(session.started_at, session.finished_at),
+            total_seconds=seconds_between(session.started_at, session.finished_at),
             ratings=int(ratings or 0), catch_answered=int(answered or 0),
             catch_failed=int(bad or 0),
         )
