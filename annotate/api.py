@@ -12,14 +12,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
-from flask import session as cookie
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from annotate.assign import DEFAULT_RESERVATION, release_taken_items, reservation_lapsed
-from annotate.current import COOKIE_KEY, current_session
+from annotate.current import current_session, session_token
 from annotate.database import get_db, get_engine
 from annotate.rating_input import MAX_BODY_BYTES, RatingInput, RatingInputError, parse_rating
 from service.db import unit_of_work, utcnow
@@ -99,23 +98,31 @@ _TRIAL_ROWS = (  # built once: the hot path only binds the token
     .where(AnnotationSession.token == bindparam("session_token"))
 )
 _TRIALS = Trial.__table__
+_SESSIONS = AnnotationSession.__table__
 _INSERT_RATING = Rating.__table__.insert()
 _MARK_ANSWERED = (_TRIALS.update().where(_TRIALS.c.id == bindparam("trial"))
                   .values(answered_at=bindparam("moment")))
+_MARK_SHOWN = (  # the first report counts; matched on the trial's and the session's token
+    _TRIALS.update()
+    .where(_TRIALS.c.token == bindparam("trial"),
+           _TRIALS.c.session_id == select(_SESSIONS.c.id)
+           .where(_SESSIONS.c.token == bindparam("session_token")).scalar_subquery())
+    .values(served_at=func.coalesce(_TRIALS.c.served_at,
+                                    bindparam("moment", type_=_TRIALS.c.served_at.type)))
+)
 
 
-def _trial_rows(db: Session, session_token: str) -> list[Any]:
+def _trial_rows(db: Session, owner: str) -> list[Any]:
     """Every trial of the browser's session with its rating and the session's and study's
     fields the rating POST needs, in one query (at most ~50 rows): order, rate limit, what
     remains and progress all come from it."""
-    return list(db.connection().execute(_TRIAL_ROWS, {"session_token": session_token}))
+    return list(db.connection().execute(_TRIAL_ROWS, {"session_token": owner}))
 
 
 def session_state(db: Session, session: AnnotationSession) -> dict[str, Any]:
     """Progress the page shows: practice and rated trials done / total, and where to go next."""
-    rows = _trial_rows(db, session.token)
     return _progress(session.status, session.study.slug,
-                     [(r.kind, r.rating_id is not None) for r in rows])
+                     _answered(_trial_rows(db, session.token)))
 
 
 @bp.get("/session")
@@ -138,15 +145,15 @@ _OPEN_TRIALS = (  # joined on the session's token: one round trip on the hot pat
 def upcoming() -> Response:
     """The next unanswered trials in order, so the page can preload their images."""
     db = get_db()
-    session_token = cookie.get(COOKIE_KEY)
-    if not isinstance(session_token, str) or not is_token(session_token):
+    owner = session_token()
+    if owner is None:
         raise ApiError(401, "no annotation session in this browser; open the study link again")
     limit = request.args.get("limit", "5")
     if not limit.isdigit() or not 1 <= int(limit) <= MAX_TRIALS_PER_FETCH:
         _session_or_401(db)  # a stale session is refused first, as before
         raise ApiError(400, f"limit must be 1…{MAX_TRIALS_PER_FETCH}", "limit")
     trials = db.connection().execute(
-        _OPEN_TRIALS, {"session_token": session_token, "limit": int(limit)}).all()
+        _OPEN_TRIALS, {"session_token": owner, "limit": int(limit)}).all()
     if not trials:
         _session_or_401(db)  # none left, or no such session: only the latter is an error
     return jsonify(
@@ -162,19 +169,13 @@ def upcoming() -> Response:
 
 @bp.post("/trials/<token>/shown")
 def shown(token: str) -> Response:
-    """The page reports when a trial's image was actually on screen (for timing, not RT); the
-    first report counts. One UPDATE, matched on the trial's and the browser's session token."""
-    session_token = cookie.get(COOKIE_KEY)
-    if isinstance(session_token, str) and is_token(session_token) and is_token(token):
-        owner = (select(AnnotationSession.id)
-                 .where(AnnotationSession.token == session_token).scalar_subquery())
+    """The page reports when a trial's image was actually on screen (for timing, not RT)."""
+    owner = session_token()
+    if owner is not None and is_token(token):
         with unit_of_work(get_engine()) as db:
-            marked = db.execute(
-                update(Trial).where(Trial.token == token, Trial.session_id == owner)
-                .values(served_at=func.coalesce(Trial.served_at, utcnow()))
-                .execution_options(synchronize_session=False)
-            )
-        if marked.rowcount:  # type: ignore[attr-defined]
+            marked = db.connection().execute(
+                _MARK_SHOWN, {"trial": token, "session_token": owner, "moment": utcnow()})
+        if marked.rowcount:
             return Response(status=204)
     raise _refusal_for_no_row(get_db())
 
@@ -208,7 +209,7 @@ def _answered(rows: list[Any], also: int | None = None) -> list[tuple[str, bool]
 
 
 def _store(db: Session, rows: list[Any], trial: Any, rating: RatingInput,
-           session_token: str) -> dict[str, Any]:
+           owner: str) -> dict[str, Any]:
     """Insert the rating, mark the trial answered and renew the session; returns the progress."""
     now = utcnow()
     first_open = min((r.position for r in rows if r.rating_id is None), default=None)
@@ -226,7 +227,7 @@ def _store(db: Session, rows: list[Any], trial: Any, rating: RatingInput,
     if reservation_lapsed(trial.reserved_until, now):
         session = db.get_one(AnnotationSession, session_id)
         release_taken_items(db, session.study, session, now)  # may drop open trials
-        trials = _answered(_trial_rows(db, session_token))
+        trials = _answered(_trial_rows(db, owner))
     reservation = current_app.config.get("RESERVATION", DEFAULT_RESERVATION)
     changes: dict[str, Any] = {"reserved_until": now + reservation}
     remaining = [kind for kind, answered in trials if not answered]
@@ -235,9 +236,17 @@ def _store(db: Session, rows: list[Any], trial: Any, rating: RatingInput,
     if not remaining:
         changes.update(status="completed", finished_at=now,
                        completion_code=trial.completion_code)
-    sessions = AnnotationSession.__table__
-    conn.execute(sessions.update().where(sessions.c.id == session_id).values(**changes))
+    conn.execute(_SESSIONS.update().where(_SESSIONS.c.id == session_id).values(**changes))
     return _progress(changes.get("status", trial.status), trial.slug, trials)
+
+
+def _row_of(rows: list[Any], token: str) -> Any | None:
+    return next((r for r in rows if r.token == token), None)
+
+
+def _repeat_of(rows: list[Any], trial: Any, submitted: RatingInput) -> Response:
+    """The answer to a submit of a trial that already has its rating."""
+    return _repeat(_stored(trial), submitted, _progress(trial.status, trial.slug, _answered(rows)))
 
 
 def _refusal_for_no_row(db: Session) -> ApiError:
@@ -257,27 +266,25 @@ def rate(token: str) -> tuple[Response, int] | Response:
     except RatingInputError as exc:
         status = 413 if exc.message.startswith("body is larger") else 400
         raise ApiError(status, exc.message, exc.field) from None
-    session_token = cookie.get(COOKIE_KEY)
-    if not isinstance(session_token, str) or not is_token(session_token) or not is_token(token):
+    owner = session_token()
+    if owner is None or not is_token(token):
         raise _refusal_for_no_row(get_db())
     try:
         with unit_of_work(get_engine()) as db:
-            rows = _trial_rows(db, session_token)
-            trial = next((r for r in rows if r.token == token), None)
+            rows = _trial_rows(db, owner)
+            trial = _row_of(rows, token)
             if trial is None:
                 raise _refusal_for_no_row(db)
             if trial.rating_id is not None:
-                return _repeat(_stored(trial), submitted,
-                               _progress(trial.status, trial.slug, _answered(rows)))
+                return _repeat_of(rows, trial, submitted)
             if trial.status != "active":
                 raise ApiError(409, "this session is finished", "token")
-            progress = _store(db, rows, trial, submitted, session_token)
+            progress = _store(db, rows, trial, submitted, owner)
     except IntegrityError:
         # A second submit of this trial committed first: answer as for any repeat.
-        rows = _trial_rows(get_db(), session_token)
-        trial = next((r for r in rows if r.token == token), None)
+        rows = _trial_rows(get_db(), owner)
+        trial = _row_of(rows, token)
         if trial is None or trial.rating_id is None:
             raise
-        return _repeat(_stored(trial), submitted,
-                       _progress(trial.status, trial.slug, _answered(rows)))
+        return _repeat_of(rows, trial, submitted)
     return jsonify(rating=_rating_json(submitted), state=progress), 201

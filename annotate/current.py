@@ -27,9 +27,16 @@ def remember(token: str) -> None:
     cookie[COOKIE_KEY] = token
 
 
+def session_token() -> str | None:
+    """The session token this browser's cookie holds, or None when it holds no well-formed one;
+    hot routes match it in their own query instead of loading the session first."""
+    token = cookie.get(COOKIE_KEY)
+    return token if isinstance(token, str) and is_token(token) else None
+
+
 def current_session(db: Session) -> AnnotationSession | None:
     """The session this browser holds, or None when the cookie is missing, forged or stale."""
-    token = cookie.get(COOKIE_KEY)
-    if not isinstance(token, str) or not is_token(token):
+    token = session_token()
+    if token is None:
         return None
     return db.scalars(select(AnnotationSession).where(AnnotationSession.token == token)).first()

@@ -8,10 +8,9 @@ and only to the browser whose session owns the trial, so a token copied elsewher
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort
-from flask import session as cookie
 from sqlalchemy import bindparam, func, select
 
-from annotate.current import COOKIE_KEY
+from annotate.current import session_token
 from annotate.database import get_db
 from service.models import AnnotationSession, CatchItem, Image, Stimulus, Trial
 from service.tokens import is_token
@@ -34,10 +33,10 @@ _PNG = (  # the trial, its owner session (by the cookie's token) and the PNG at 
 
 @bp.get("/img/<token>.png")
 def image(token: str) -> Response:
-    session_token = cookie.get(COOKIE_KEY)
-    if not isinstance(session_token, str) or not is_token(session_token) or not is_token(token):
+    owner = session_token()
+    if owner is None or not is_token(token):
         abort(404)
-    png = get_db().connection().scalar(_PNG, {"trial": token, "session": session_token})
+    png = get_db().connection().scalar(_PNG, {"trial": token, "session": owner})
     if png is None:
         abort(404)
     return Response(png, mimetype="image/png", headers=IMAGE_HEADERS)
