@@ -153,7 +153,6 @@ def _scrambled_fragments(size: int) -> np.ndarray:
 
 
 @cache
-@cache
 def instruction_examples(size: int = 160) -> tuple[tuple[str, str, str], ...]:
     """(answer, caption, data: URI) for the instructions page; none is a catch item or stimulus.
 
