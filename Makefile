@@ -20,7 +20,7 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 	touch $@
 
 run: $(VENV)/.installed
-	$(BIN)/python -m service.demo --host $(HOST) --port $(PORT)
+	$(BIN)/fvlab demo --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest

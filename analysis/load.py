@@ -2,8 +2,9 @@
 
 Everything the analysis computes rests on this table, so it is validated before anything else
 runs: a malformed file stops with an error naming the first bad row and column, instead of an
-estimate quietly built on half-parsed values. This is the one analysis module that imports
-`service` (for the export's column contract and the database query).
+estimate quietly built on half-parsed values. The analysis reads
+files only: of `service` it imports the ratings-file contract, never the ORM or torch (the CLI
+queries a study's ratings from the database and hands them to `validate`).
 """
 
 from __future__ import annotations
@@ -13,13 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from service.export import CONDITIONS, RATINGS_COLUMNS
+from service.studies.ratings_file import CONDITIONS, INT_COLUMNS, RATINGS_COLUMNS, format_for
 
 STIMULUS_CONDITIONS = ("basis", "random")
 CATCH_CONDITIONS = ("catch_positive", "catch_negative")
-_INT_COLUMNS = ("rating_id", "study_id", "session_id", "annotator_id", "trial_position",
-                "stimulus_id", "catch_item_id", "direction_id", "job_id", "channel",
-                "interpretable", "confidence", "rt_ms")
 _REQUIRED_EVERYWHERE = ("rating_id", "annotator_id", "condition", "interpretable",
                         "confidence", "rt_ms", "created_at")
 
@@ -88,7 +86,7 @@ def validate(frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
     for column in RATINGS_COLUMNS:
         raw = frame[column].reset_index(drop=True)
-        if column in _INT_COLUMNS:
+        if column in INT_COLUMNS:
             out[column] = _whole_numbers(frame, raw, column)
         elif column == "created_at":
             out[column] = raw.astype("string").str.strip().replace("", pd.NA)
@@ -128,7 +126,7 @@ def read_ratings(path: str | Path) -> pd.DataFrame:
     if not source.is_file():
         raise RatingsError(f"no such file: {source}")
     try:
-        if source.suffix.lower() in (".parquet", ".pq"):
+        if format_for(source) == "parquet":
             frame = pd.read_parquet(source)
         else:
             frame = pd.read_csv(source, keep_default_na=False, na_values=[""],
@@ -137,37 +135,3 @@ def read_ratings(path: str | Path) -> pd.DataFrame:
     except (ValueError, OSError) as exc:
         raise RatingsError(f"cannot read {source}: {exc}") from exc
     return validate(frame)
-
-
-def load_study(database_url: str, study_id: int) -> pd.DataFrame:
-    """Ratings of one study straight from the database, through the same export query."""
-    from service.db import make_engine
-    from service.export import ExportError, ratings_frame
-
-    engine = make_engine(database_url)
-    try:
-        return validate(ratings_frame(engine, study_id))
-    except ExportError as exc:
-        raise RatingsError(str(exc)) from exc
-    finally:
-        engine.dispose()
-
-
-def stimulus_images(database_url: str, stimulus_ids: list[int]) -> dict[int, bytes]:
-    """PNG bytes of the given stimuli, for the report's contact sheet."""
-    from sqlalchemy import select
-
-    from service.db import make_engine
-    from service.models import Image, Stimulus
-
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                select(Stimulus.id, Image.png)
-                .join(Image, Stimulus.image_sha256 == Image.sha256)
-                .where(Stimulus.id.in_(stimulus_ids))
-            ).all()
-    finally:
-        engine.dispose()
-    return {int(sid): bytes(png) for sid, png in rows}

@@ -23,8 +23,8 @@ from annotate.auth import (
     throttle,
 )
 from annotate.database import get_engine
-from service.accounts import authenticate
-from service.jobs import JobError, JobRequest, cancel, get_job, list_jobs, submit
+from service.generation.jobs import JobError, JobRequest, cancel, get_job, list_jobs, submit
+from service.store.accounts import authenticate
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.register_blueprint(admin_studies.bp)

@@ -1,6 +1,7 @@
 """Reading the console's form fields: text in, typed values out, or an error naming the field.
 
-The services (`service.jobs`, `service.studies`) check ranges and meanings; this only turns
+The services (`service.generation.jobs`, `service.studies.study`) check ranges and meanings;
+this only turns
 the browser's strings into numbers, so that "ten" in a number box reads as a clear message in
 the form rather than a crash.
 """

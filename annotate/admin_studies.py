@@ -27,9 +27,10 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from annotate.admin_forms import FormError, int_field
 from annotate.database import get_engine
-from service.jobs import JobSummary, list_jobs
-from service.models import Study
-from service.studies import (
+from service.generation.jobs import JobSummary, list_jobs
+from service.store.models import Study
+from service.studies.progress import contact_sheet, stimulus_png, study_progress
+from service.studies.study import (
     DEFAULT_QUESTION,
     LIMITS,
     StudyError,
@@ -42,7 +43,6 @@ from service.studies import (
     list_studies,
     open_study,
 )
-from service.study_progress import contact_sheet, stimulus_png, study_progress
 
 bp = Blueprint("studies", __name__, url_prefix="/studies")
 
@@ -161,7 +161,7 @@ def stimulus_image(study_id: int, stimulus_id: int) -> Response:
 @bp.get("/<int:study_id>/export/<kind>.<fmt>")
 def export(study_id: int, kind: str, fmt: str) -> Response:
     """The same file `fvlab export <kind> --study ID --format <fmt>` writes."""
-    from service.export import ratings_frame, sessions_frame, write_frame
+    from service.studies.export import ratings_frame, sessions_frame, write_frame
 
     _study_or_404(study_id)
     if kind not in EXPORT_KINDS or fmt not in EXPORT_TYPES:

@@ -21,9 +21,9 @@ from annotate.assign import DEFAULT_RESERVATION, release_taken_items, reservatio
 from annotate.current import current_session, session_token
 from annotate.database import get_db, get_engine
 from annotate.rating_input import MAX_BODY_BYTES, RatingInput, RatingInputError, parse_rating
-from service.db import unit_of_work, utcnow
-from service.models import AnnotationSession, Rating, Study, Trial
-from service.tokens import is_token
+from service.store.db import unit_of_work, utcnow
+from service.store.models import AnnotationSession, Rating, Study, Trial
+from service.store.tokens import is_token
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 

@@ -25,9 +25,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from annotate.trial_plan import Candidate, CatchChoice, plan_session
-from service.catch import catch_items, catch_pool_complete, ensure_catch_items
-from service.db import unit_of_work, utcnow
-from service.models import (
+from service.store.db import unit_of_work, utcnow
+from service.store.models import (
     AnnotationSession,
     Annotator,
     CatchItem,
@@ -39,7 +38,8 @@ from service.models import (
     StudyStimulus,
     Trial,
 )
-from service.tokens import new_token
+from service.store.tokens import new_token
+from service.studies.catch import catch_items, catch_pool_complete, ensure_catch_items
 
 DEFAULT_RESERVATION = timedelta(hours=2)
 

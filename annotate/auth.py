@@ -30,9 +30,9 @@ from sqlalchemy import delete, func, select
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from annotate.database import get_db, get_engine
-from service.accounts import NAME_PATTERN
-from service.db import unit_of_work, utcnow
-from service.models import LOGIN_KEY_MAX_CHARS, LoginFailure, User
+from service.store.accounts import NAME_PATTERN
+from service.store.db import unit_of_work, utcnow
+from service.store.models import LOGIN_KEY_MAX_CHARS, LoginFailure, User
 
 USER_KEY = "researcher"
 CSRF_KEY = "csrf"

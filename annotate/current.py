@@ -10,8 +10,8 @@ from flask import session as cookie
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.models import AnnotationSession
-from service.tokens import is_token
+from service.store.models import AnnotationSession
+from service.store.tokens import is_token
 
 COOKIE_KEY = "t"
 

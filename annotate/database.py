@@ -6,7 +6,7 @@ from flask import Flask, current_app, g
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from service.db import make_engine
+from service.store.db import make_engine
 
 EXTENSION_KEY = "fvlab_engine"
 

@@ -12,8 +12,8 @@ from sqlalchemy import bindparam, func, select
 
 from annotate.current import session_token
 from annotate.database import get_db
-from service.models import AnnotationSession, CatchItem, Image, Stimulus, Trial
-from service.tokens import is_token
+from service.store.models import AnnotationSession, CatchItem, Image, Stimulus, Trial
+from service.store.tokens import is_token
 
 bp = Blueprint("images", __name__)
 

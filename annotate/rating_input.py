@@ -11,7 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from service.models import LABEL_MAX_CHARS
+from service.store.models import LABEL_MAX_CHARS
 
 MAX_BODY_BYTES = 4096
 # An hour on one image is not a response time but an abandoned tab.

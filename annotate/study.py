@@ -23,10 +23,10 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from annotate.assign import DEFAULT_RESERVATION, Identity, StartRefused, start_session
 from annotate.current import current_session, remember
 from annotate.database import get_db, get_engine
-from service.catch import instruction_examples
-from service.db import unit_of_work, utcnow
-from service.models import AnnotationSession, Annotator, Study, Trial
-from service.tokens import new_token
+from service.store.db import unit_of_work, utcnow
+from service.store.models import AnnotationSession, Annotator, Study, Trial
+from service.store.tokens import new_token
+from service.studies.catch import instruction_examples
 
 bp = Blueprint("study", __name__, url_prefix="/study")
 

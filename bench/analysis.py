@@ -40,7 +40,7 @@ def _simulate_to(path: Path) -> None:
     """In a child process, so that the simulator's memory does not count as the analysis'."""
     code = (
         "import sys; from analysis.simulate import CrowdSpec, simulate; "
-        "from service.export import write_frame; "
+        "from service.studies.export import write_frame; "
         f"frame, _ = simulate(CrowdSpec(**{SPEED_SPEC!r})); "
         "write_frame(frame, sys.argv[1], 'parquet'); print(len(frame))"
     )

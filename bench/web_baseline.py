@@ -1,7 +1,7 @@
 """The baseline for bench/web_load.py: the least a rating endpoint can do.
 
 One Flask app, one route, `POST /rate`, which stores the JSON body's fields with one INSERT
-through the same SQLAlchemy engine setup the site uses (`service.db.make_engine`), served by
+through the same SQLAlchemy engine setup the site uses (`service.store.db.make_engine`), served by
 gunicorn with the same settings. The site's throughput is reported as a fraction of this one's.
 """
 
@@ -12,7 +12,7 @@ import os
 from flask import Flask, jsonify, request
 from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table
 
-from service.db import make_engine
+from service.store.db import make_engine
 
 metadata = MetaData()
 baseline_ratings = Table(

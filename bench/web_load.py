@@ -40,11 +40,11 @@ from sqlalchemy.engine import make_url
 from web_baseline import baseline_ratings, metadata
 from web_clients import Tally, run_load
 
-from service.db import make_engine, unit_of_work
-from service.images import store
-from service.migrate import upgrade
-from service.models import Direction, Job, Rating, Stimulus, Study, StudyStimulus
-from service.tokens import new_token
+from service.store.db import make_engine, unit_of_work
+from service.store.images import store
+from service.store.migrate import upgrade
+from service.store.models import Direction, Job, Rating, Stimulus, Study, StudyStimulus
+from service.store.tokens import new_token
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_URL = os.environ.get("FVLAB_BENCH_POSTGRES_URL",

@@ -16,15 +16,15 @@ if config.config_file_name is not None:
 
 # add your model's MetaData object here
 # for 'autogenerate' support
-from service.config import load_settings  # noqa: E402
-from service.models import Base  # noqa: E402
+from service.config import read_settings  # noqa: E402
+from service.store.models import Base  # noqa: E402
 
 target_metadata = Base.metadata
 
 # fvlab: the URL comes from FVLAB_DATABASE_URL unless the caller set one.
 if not config.get_main_option("sqlalchemy.url"):
     config.set_main_option(
-        "sqlalchemy.url", load_settings().database_url.replace("%", "%%")
+        "sqlalchemy.url", read_settings().database_url.replace("%", "%%")
     )
 
 # other values from the config, defined by the needs of env.py,

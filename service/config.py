@@ -1,37 +1,31 @@
-"""Settings read once from the environment.
+"""Settings read from the environment.
 
-Every part of fvlab (CLI, worker, site, analysis loader) reads the same four variables, so a
-deployment is configured in one place. A bad value stops the program at start with one line,
-because a worker that starts against the wrong database silently renders into nowhere.
+Every part of fvlab (CLI, worker, site, analysis loader) reads the same variables, so a
+deployment is configured in one place. A bad value stops the program with one line, because a
+worker that starts against the wrong database silently renders into nowhere. Each setting is
+checked when it is first used, so a verb is never refused over a setting it does not read (a
+bad weights folder does not stop `fvlab jobs`); `load_settings` checks them all at once for the
+long-running processes (the site) that use every one.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+DEFAULT_DATA_DIR = "var"
+MIN_SECRET_KEY_LENGTH = 16
 
 
 class ConfigError(ValueError):
     """A setting is missing or invalid; the message is one line meant for the user."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    database_url: str
-    data_dir: Path
-    secret_key: str | None
-    weights_dir: Path | None
-
-    @property
-    def backend(self) -> str:
-        return make_url(self.database_url).get_backend_name()
 
 
 def _parse_database_url(raw: str) -> URL:
@@ -52,32 +46,62 @@ def _parse_database_url(raw: str) -> URL:
     return url
 
 
+@dataclass(frozen=True)
+class Settings:
+    """The `FVLAB_*` variables of one environment, each validated on first access."""
+
+    env: Mapping[str, str] = field(repr=False)
+
+    @cached_property
+    def data_dir(self) -> Path:
+        data_dir = Path(self.env.get("FVLAB_DATA_DIR") or DEFAULT_DATA_DIR)
+        if data_dir.exists() and not data_dir.is_dir():
+            raise ConfigError(f"FVLAB_DATA_DIR {str(data_dir)!r} exists and is not a directory")
+        return data_dir
+
+    @cached_property
+    def database_url(self) -> str:
+        raw_url = self.env.get("FVLAB_DATABASE_URL") or f"sqlite:///{self.data_dir / 'fvlab.db'}"
+        url = _parse_database_url(raw_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            parent = Path(url.database).parent
+            if parent.exists() and not parent.is_dir():
+                raise ConfigError(f"the SQLite file's folder {str(parent)!r} is not a directory")
+        return raw_url
+
+    @cached_property
+    def secret_key(self) -> str | None:
+        secret_key = self.env.get("FVLAB_SECRET_KEY") or None
+        if secret_key is not None and len(secret_key) < MIN_SECRET_KEY_LENGTH:
+            raise ConfigError(
+                f"FVLAB_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters long"
+            )
+        return secret_key
+
+    @cached_property
+    def weights_dir(self) -> Path | None:
+        weights_raw = self.env.get("FVLAB_WEIGHTS_DIR") or None
+        weights_dir = Path(weights_raw) if weights_raw else None
+        if weights_dir is not None and not weights_dir.is_dir():
+            raise ConfigError(f"FVLAB_WEIGHTS_DIR {weights_raw!r} is not an existing directory")
+        return weights_dir
+
+    @property
+    def backend(self) -> str:
+        return make_url(self.database_url).get_backend_name()
+
+    def check_all(self) -> Settings:
+        """Validate every setting now; for processes that will use them all."""
+        for name in ("data_dir", "database_url", "secret_key", "weights_dir"):
+            getattr(self, name)
+        return self
+
+
+def read_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """The settings of `env` (default: the process environment), checked as each is used."""
+    return Settings(dict(os.environ if env is None else env))
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate the settings; raises ConfigError with a one-line message."""
-    env = os.environ if env is None else env
-    data_dir = Path(env.get("FVLAB_DATA_DIR") or "var")
-    if data_dir.exists() and not data_dir.is_dir():
-        raise ConfigError(f"FVLAB_DATA_DIR {str(data_dir)!r} exists and is not a directory")
-
-    raw_url = env.get("FVLAB_DATABASE_URL") or f"sqlite:///{data_dir / 'fvlab.db'}"
-    url = _parse_database_url(raw_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        parent = Path(url.database).parent
-        if parent.exists() and not parent.is_dir():
-            raise ConfigError(f"the SQLite file's folder {str(parent)!r} is not a directory")
-
-    secret_key = env.get("FVLAB_SECRET_KEY") or None
-    if secret_key is not None and len(secret_key) < 16:
-        raise ConfigError("FVLAB_SECRET_KEY must be at least 16 characters long")
-
-    weights_raw = env.get("FVLAB_WEIGHTS_DIR") or None
-    weights_dir = Path(weights_raw) if weights_raw else None
-    if weights_dir is not None and not weights_dir.is_dir():
-        raise ConfigError(f"FVLAB_WEIGHTS_DIR {weights_raw!r} is not an existing directory")
-
-    return Settings(
-        database_url=raw_url,
-        data_dir=data_dir,
-        secret_key=secret_key,
-        weights_dir=weights_dir,
-    )
+    """Read and validate every setting; raises ConfigError with a one-line message."""
+    return read_settings(env).check_all()

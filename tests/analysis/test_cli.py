@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from service.cli import fvlab
+from tests.conftest import create_schema
 
 
 def test_simulate_then_analyze(tmp_path: Path) -> None:
@@ -55,12 +56,11 @@ def test_power(tmp_path: Path) -> None:
 
 def test_analyze_a_study_from_the_database(sqlite_url: str, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from service.db import make_engine
-    from service.models import Base
+    from service.store.db import make_engine
     from tests.service.test_export import _build
 
     engine = make_engine(sqlite_url)
-    Base.metadata.create_all(engine)
+    create_schema(engine)
     ids = _build(engine)
     monkeypatch.setenv("FVLAB_DATABASE_URL", sqlite_url)
     out = tmp_path / "out"

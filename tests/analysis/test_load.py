@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis.load import RatingsError, load_study, read_ratings, stimulus_images, validate
+from analysis.load import RatingsError, read_ratings, validate
 from analysis.simulate import CrowdSpec, simulate
-from service.export import RATINGS_COLUMNS, write_frame
+from service.studies.export import RATINGS_COLUMNS, write_frame
 
 
 @pytest.fixture
@@ -80,16 +80,17 @@ def test_duplicate_rating_ids(raw: pd.DataFrame) -> None:
         validate(_broken(raw, 1, "rating_id", raw.loc[0, "rating_id"]))
 
 
-def test_load_study_from_the_database(engine, db_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_load_study_from_the_database(engine) -> None:  # type: ignore[no-untyped-def]
+    from service.studies.export import ExportError, ratings_frame, stimulus_pngs
     from tests.service.test_export import _build
 
     ids = _build(engine)
-    frame = load_study(db_url, ids["study"])
+    frame = validate(ratings_frame(engine, ids["study"]))
     assert len(frame) == 4
     assert sorted(frame["condition"].astype(str)) == ["basis", "catch_negative",
                                                       "catch_positive", "random"]
-    images = stimulus_images(db_url, [ids["stim_b"], ids["stim_r"]])
+    images = stimulus_pngs(engine, [ids["stim_b"], ids["stim_r"]])
     assert set(images) == {ids["stim_b"], ids["stim_r"]}
     assert all(png.startswith(b"\x89PNG") for png in images.values())
-    with pytest.raises(RatingsError, match="no study with id 999"):
-        load_study(db_url, 999)
+    with pytest.raises(ExportError, match="no study with id 999"):
+        ratings_frame(engine, 999)

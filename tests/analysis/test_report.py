@@ -62,7 +62,7 @@ def test_report_has_the_design_keys(study, results, tmp_path: Path) -> None:  # 
 def test_contact_sheet_when_images_exist(study, results, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import numpy as np
 
-    from service.images import encode_png
+    from service.store.images import encode_png
 
     ratings = study[0]
     items = item_table(ratings)

@@ -7,7 +7,7 @@ import re
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
-from service.accounts import AccountError, create_user
+from service.store.accounts import AccountError, create_user
 
 RESEARCHER = "ada"
 PASSWORD = "correct-horse-battery"

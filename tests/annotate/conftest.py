@@ -19,10 +19,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
 from annotate import create_app
-from service.db import unit_of_work
-from service.images import store
-from service.models import Direction, Job, Stimulus, Study, StudyStimulus
-from service.tokens import new_token
+from service.store.db import unit_of_work
+from service.store.images import store
+from service.store.models import Direction, Job, Stimulus, Study, StudyStimulus
+from service.store.tokens import new_token
 
 QUESTION = (
     "Does this image show one specific thing you could name — an object, an animal, a body "

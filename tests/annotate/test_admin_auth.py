@@ -19,9 +19,9 @@ from sqlalchemy import Engine, delete, func, select
 
 from annotate import create_app
 from annotate.auth import LOGIN_WINDOW_SECONDS
-from service.accounts import create_user
-from service.db import unit_of_work, utcnow
-from service.models import Job, LoginFailure, Study
+from service.store.accounts import create_user
+from service.store.db import unit_of_work, utcnow
+from service.store.models import Job, LoginFailure, Study
 from tests.annotate.admin_support import PASSWORD, RESEARCHER, csrf, sign_in
 from tests.annotate.conftest import SECRET, make_study, start
 

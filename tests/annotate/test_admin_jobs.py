@@ -6,8 +6,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, func, select
 
-from service.db import unit_of_work, utcnow
-from service.models import Direction, Job
+from service.store.db import unit_of_work, utcnow
+from service.store.models import Direction, Job
 from tests.annotate.admin_support import sign_in
 
 LAUNCH = {"model": "efficientnet_lite0", "layers": "blocks.10", "n_basis": "2", "n_random": "2",

@@ -11,10 +11,10 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, func, select
 
-from service.db import unit_of_work
-from service.export import ratings_frame, sessions_frame, write_frame
-from service.models import CatchItem, Job, Study, Trial
-from service.studies import DEFAULT_QUESTION, get_study
+from service.store.db import unit_of_work
+from service.store.models import CatchItem, Job, Study, Trial
+from service.studies.export import ratings_frame, sessions_frame, write_frame
+from service.studies.study import DEFAULT_QUESTION, get_study
 from tests.annotate.admin_support import sign_in
 from tests.annotate.conftest import answer_all, make_study, start
 

@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
 from annotate import create_app
-from service.db import make_engine
-from service.models import AnnotationSession, Base, Rating
+from service.store.db import make_engine
+from service.store.models import AnnotationSession, Rating
 from tests.annotate.conftest import SECRET, make_study, start
+from tests.conftest import create_schema
 
 GOOD = {"interpretable": True, "confidence": 4, "label": "a dog", "rt_ms": 1234}
 
@@ -193,7 +194,7 @@ rating_like = st.fixed_dictionaries(
 def test_no_input_causes_a_server_error(sqlite_url: str) -> None:
     """Arbitrary JSON, rating-shaped or not, and arbitrary bytes: always a 2xx/4xx answer."""
     engine = make_engine(sqlite_url)
-    Base.metadata.create_all(engine)
+    create_schema(engine)
     app = create_app({"DATABASE_URL": sqlite_url, "TESTING": True, "SECRET_KEY": SECRET,
                       "RATING_RATE_LIMIT": (10_000, 1.0)})
     client = app.test_client()
@@ -216,7 +217,7 @@ def test_racing_duplicate_submits_store_one_rating(postgres_url: str) -> None:
     import threading
 
     engine = make_engine(postgres_url)
-    Base.metadata.create_all(engine)
+    create_schema(engine)
     app = create_app({"DATABASE_URL": postgres_url, "TESTING": True, "SECRET_KEY": SECRET})
     client = app.test_client()
     start(client, make_study(engine).slug)

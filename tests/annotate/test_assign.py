@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import Engine, select
 
 from annotate.assign import Identity, StartRefused, start_session
-from service.db import make_engine, unit_of_work, utcnow
-from service.models import AnnotationSession, Annotator, Base, CatchItem, Image, Rating, Trial
+from service.store.db import make_engine, unit_of_work, utcnow
+from service.store.models import AnnotationSession, Annotator, CatchItem, Image, Rating, Trial
 from tests.annotate.conftest import make_study
+from tests.conftest import create_schema
 
 
 def _trials(engine: Engine, token: str) -> list[Trial]:
@@ -104,7 +105,7 @@ def test_returning_person_gets_the_same_session(engine: Engine) -> None:
 
 def test_fifty_annotators_at_once_never_exceed_k(postgres_url: str) -> None:
     engine = make_engine(postgres_url, pool_size=20, max_overflow=40)
-    Base.metadata.create_all(engine)
+    create_schema(engine)
     k = 3
     info = make_study(engine, n_basis=10, n_random=10, k=k, trials=6, catch_every=3, practice=1)
     barrier = threading.Barrier(50)

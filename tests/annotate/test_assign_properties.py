@@ -24,9 +24,10 @@ from annotate.assign import (
     reservation_lapsed,
     start_session,
 )
-from service.db import make_engine, unit_of_work, utcnow
-from service.models import AnnotationSession, Base, Direction, Rating, Stimulus, Trial
+from service.store.db import make_engine, unit_of_work, utcnow
+from service.store.models import AnnotationSession, Direction, Rating, Stimulus, Trial
 from tests.annotate.conftest import make_study
+from tests.conftest import create_schema
 
 RESERVATION = timedelta(minutes=30)
 steps_st = st.lists(
@@ -79,7 +80,7 @@ def test_invariants_hold_for_any_history(n_basis: int, n_random: int, k: int, tr
                                          steps: list[tuple[str, int]]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         engine = make_engine(f"sqlite:///{Path(folder) / 'p.db'}")
-        Base.metadata.create_all(engine)
+        create_schema(engine)
         info = make_study(engine, n_basis=n_basis, n_random=n_random, k=k, trials=trials,
                           catch_every=2, practice=1, size=16)
         now = utcnow()

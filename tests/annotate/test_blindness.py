@@ -19,7 +19,7 @@ from PIL import Image as PILImage
 from sqlalchemy import Engine, select
 from werkzeug.test import TestResponse
 
-from service.models import CatchItem, Image, Stimulus, Trial
+from service.store.models import CatchItem, Image, Stimulus, Trial
 from tests.annotate.conftest import StudyInfo, make_study
 
 TRIAL_KEYS = {"token", "practice", "image", "shown", "rating"}

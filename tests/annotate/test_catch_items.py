@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, func, select
 
-from service.catch import (
+from service.store.db import unit_of_work
+from service.store.images import decode_image
+from service.store.models import CatchItem, Image
+from service.studies.catch import (
     NEGATIVE_SOURCES,
     POSITIVE_SOURCES,
     ensure_catch_items,
     instruction_examples,
 )
-from service.db import unit_of_work
-from service.images import decode_image
-from service.models import CatchItem, Image
 
 
 def test_catch_items_match_the_stimulus_size_and_are_made_once(engine: Engine) -> None:

@@ -22,7 +22,7 @@ from annotate import create_app
 from annotate.security import SECURITY_HEADERS
 from service.cli import fvlab
 from service.config import ConfigError
-from service.export import EXTERNAL_ID_COLUMNS, ratings_frame, sessions_frame
+from service.studies.export import EXTERNAL_ID_COLUMNS, ratings_frame, sessions_frame
 from tests.annotate.admin_support import csrf, sign_in
 from tests.annotate.conftest import SECRET, StudyInfo, answer_all, make_study, start
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, func, select
 
-from service.models import AnnotationSession, Annotator, Rating, Trial
+from service.store.models import AnnotationSession, Annotator, Rating, Trial
 from tests.annotate.conftest import answer_all, make_study, start
 
 

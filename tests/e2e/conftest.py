@@ -21,9 +21,9 @@ from sqlalchemy import Engine
 from werkzeug.serving import make_server
 
 from annotate import create_app
-from service.db import make_engine
-from service.models import Base
+from service.store.db import make_engine
 from tests.annotate.conftest import SECRET, StudyInfo, make_study
+from tests.conftest import create_schema
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -64,7 +64,7 @@ def _strict_csp(response: Response) -> Response:
 def site(tmp_path: Path) -> Iterator[LiveSite]:
     url = f"sqlite:///{tmp_path / 'site.db'}"
     engine = make_engine(url)
-    Base.metadata.create_all(engine)
+    create_schema(engine)
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": SECRET})
     app.after_request(_strict_csp)
     server = make_server("127.0.0.1", 0, app, threaded=True)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from service.models import Rating, Trial
+from service.store.models import Rating, Trial
 from tests.e2e.conftest import LiveSite
 
 pytestmark = pytest.mark.browser

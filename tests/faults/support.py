@@ -25,7 +25,7 @@ from flask import Flask
 from sqlalchemy import Engine, func, select
 from werkzeug.serving import make_server
 
-from service.models import AnnotationSession, Annotator, Rating, Trial
+from service.store.models import AnnotationSession, Annotator, Rating, Trial
 
 RATING = {"interpretable": True, "confidence": 4, "label": "a dog", "rt_ms": 1200}
 TRANSPORT_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError,

@@ -32,9 +32,9 @@ from sqlalchemy import Engine, create_engine, event, func, select, text
 from werkzeug.test import TestResponse
 
 from annotate import create_app
-from service.db import make_engine
-from service.migrate import upgrade
-from service.models import LABEL_MAX_CHARS, Rating, Trial
+from service.store.db import make_engine
+from service.store.migrate import upgrade
+from service.store.models import LABEL_MAX_CHARS, Rating, Trial
 from tests.annotate.conftest import SECRET, make_study, start
 from tests.faults.conftest import PrivateCluster, SmallDisk
 from tests.faults.support import RATING, snapshot

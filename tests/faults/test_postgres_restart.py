@@ -13,16 +13,17 @@ import threading
 from sqlalchemy import func, select
 
 from annotate import create_app
-from service.db import make_engine
-from service.models import Base, Rating, Trial
+from service.store.db import make_engine
+from service.store.models import Rating, Trial
 from tests.annotate.conftest import SECRET, make_study
+from tests.conftest import create_schema
 from tests.faults.conftest import PrivateCluster
 from tests.faults.support import RATING, Browser, serve
 
 
 def test_restart_mid_session_loses_and_doubles_nothing(private_postgres: PrivateCluster) -> None:
     engine = make_engine(private_postgres.url)
-    Base.metadata.create_all(engine)
+    create_schema(engine)
     info = make_study(engine, trials=6, catch_every=3, practice=1)
     app = create_app({"DATABASE_URL": private_postgres.url, "SECRET_KEY": SECRET})
     with serve(app) as base:

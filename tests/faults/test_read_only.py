@@ -14,7 +14,7 @@ from sqlalchemy import Engine, event, func, select
 from sqlalchemy.engine import make_url
 
 from annotate import create_app
-from service.models import Rating
+from service.store.models import Rating
 from tests.annotate.conftest import SECRET, make_study, start
 from tests.faults.support import RATING, snapshot
 

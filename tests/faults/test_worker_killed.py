@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from service.db import make_engine
-from service.models import Base, Rating, Trial
+from service.store.db import make_engine
+from service.store.models import Rating, Trial
 from tests.annotate.conftest import make_study
+from tests.conftest import create_schema
 from tests.faults.support import TRANSPORT_ERRORS, Browser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,7 +82,7 @@ def test_worker_killed_mid_request(postgres_url: str,
                                    gunicorn: tuple[subprocess.Popen, str]) -> None:
     master, base = gunicorn
     engine = make_engine(postgres_url)
-    Base.metadata.create_all(engine)
+    create_schema(engine)
     info = make_study(engine, practice=0)
     _wait_until(lambda: _answers(base), "gunicorn to answer")
     browser = Browser(base)

@@ -23,10 +23,11 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
 from annotate import create_app
-from service.db import make_engine
-from service.models import Base
+from service.store.db import make_engine
+from service.store.models import Base
 from tests.annotate.admin_support import sign_in
 from tests.annotate.conftest import SECRET, make_study, start
+from tests.conftest import create_schema
 
 PLACEHOLDER = re.compile(r"<(?:([^:>]+):)?(\w+)(?:\([^)]*\))?>")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -75,7 +76,7 @@ def json_rules(app: Flask) -> list[tuple[str, tuple[str, ...]]]:
 def build_site(db_url: str) -> JsonSite:
     """A study with one annotator mid-session, another one, and a signed-in researcher."""
     engine = make_engine(db_url)
-    Base.metadata.create_all(engine)
+    create_schema(engine)
     info = make_study(engine, trials=12, practice=2)
     app = create_app({"DATABASE_URL": db_url, "TESTING": True, "SECRET_KEY": SECRET})
     annotator, other, researcher = app.test_client(), app.test_client(), app.test_client()

@@ -8,10 +8,10 @@ from click.testing import CliRunner
 from sqlalchemy import select
 from werkzeug.security import check_password_hash
 
-from service.accounts import authenticate
 from service.cli import fvlab
-from service.db import make_engine, unit_of_work
-from service.models import User
+from service.store.accounts import authenticate
+from service.store.db import make_engine, unit_of_work
+from service.store.models import User
 
 
 def test_help_lists_verbs_with_one_line_each() -> None:

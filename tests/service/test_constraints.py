@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import Engine, insert
 from sqlalchemy.exc import IntegrityError
 
-from service import images
-from service.db import unit_of_work
-from service.models import (
+from service.store import images
+from service.store.db import unit_of_work
+from service.store.models import (
     AnnotationSession,
     Annotator,
     CatchItem,

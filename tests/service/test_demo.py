@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from service.accounts import authenticate
+from service.cli.demo import ADMIN_NAME, _prepare
 from service.config import load_settings
-from service.db import unit_of_work
-from service.demo import ADMIN_NAME, _prepare
-from service.models import Job
+from service.store.accounts import authenticate
+from service.store.db import unit_of_work
+from service.store.models import Job
 
 
 def test_second_start_reuses_key_login_and_job(
@@ -39,9 +39,9 @@ def test_second_start_reuses_key_login_and_job(
 
 def test_demo_study_opens_once_over_the_rendered_demo_job(engine) -> None:  # type: ignore[no-untyped-def]
     """The study make run opens must pass the study checks (its name may not echo the job's)."""
-    from service.demo import _demo_study_slug
-    from service.jobs import DEMO_NAME
-    from service.models import Study
+    from service.cli.demo import _demo_study_slug
+    from service.generation.jobs import DEMO_NAME
+    from service.store.models import Study
     from tests.service.test_studies import make_job
 
     job_id = make_job(engine, size=32)

@@ -12,17 +12,9 @@ from click.testing import CliRunner
 from sqlalchemy import Engine
 
 from service.cli import fvlab
-from service.db import unit_of_work
-from service.export import (
-    RATINGS_COLUMNS,
-    SESSIONS_COLUMNS,
-    ExportError,
-    ratings_frame,
-    sessions_frame,
-    write_frame,
-)
-from service.images import store
-from service.models import (
+from service.store.db import unit_of_work
+from service.store.images import store
+from service.store.models import (
     AnnotationSession,
     Annotator,
     CatchItem,
@@ -33,6 +25,15 @@ from service.models import (
     Study,
     Trial,
 )
+from service.studies.export import (
+    RATINGS_COLUMNS,
+    SESSIONS_COLUMNS,
+    ExportError,
+    ratings_frame,
+    sessions_frame,
+    write_frame,
+)
+from tests.conftest import create_schema
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -171,11 +172,10 @@ def test_unknown_study_is_an_error(engine: Engine) -> None:
 
 
 def test_cli_export(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from service.db import make_engine
-    from service.models import Base
+    from service.store.db import make_engine
 
     engine = make_engine(sqlite_url)
-    Base.metadata.create_all(engine)
+    create_schema(engine)
     ids = _build(engine)
     monkeypatch.setenv("FVLAB_DATABASE_URL", sqlite_url)
     runner = CliRunner()

@@ -8,9 +8,9 @@ from PIL import Image as PILImage
 from PIL import PngImagePlugin
 from sqlalchemy import Engine, func, select
 
-from service import images
-from service.db import unit_of_work
-from service.models import Image
+from service.store import images
+from service.store.db import unit_of_work
+from service.store.models import Image
 
 
 def _chunks(png: bytes) -> list[bytes]:

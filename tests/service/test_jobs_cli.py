@@ -11,9 +11,10 @@ from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
 from service.cli import fvlab
-from service.db import make_engine, unit_of_work
-from service.models import Base, Job
-from service.worker import WorkerConfig, run
+from service.generation.worker import WorkerConfig, run
+from service.store.db import make_engine, unit_of_work
+from service.store.models import Job
+from tests.conftest import create_schema
 
 TINY = ["--model", "tiny", "--layer", "conv2", "--basis", "2", "--random", "2", "--size", "32",
         "--steps", "4", "--seed", "5"]
@@ -23,7 +24,7 @@ TINY = ["--model", "tiny", "--layer", "conv2", "--basis", "2", "--random", "2", 
 def url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     engine = make_engine(url)
-    Base.metadata.create_all(engine)
+    create_schema(engine)
     engine.dispose()
     monkeypatch.setenv("FVLAB_DATABASE_URL", url)
     return url

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, func, select, update
 
-from service import shards
-from service.db import unit_of_work, utcnow
-from service.jobs import JobError, cancel, get_job, job_shards
-from service.models import Direction, Image, Job, Shard, Stimulus
-from service.shards import RenderedImage
+from service.generation import shards
+from service.generation.jobs import JobError, cancel, get_job, job_shards
+from service.generation.shards import RenderedImage
+from service.store.db import unit_of_work, utcnow
+from service.store.models import Direction, Image, Job, Shard, Stimulus
 
 
 def make_job(engine: Engine, n_directions: int = 4, shard_size: int = 2) -> int:

@@ -8,9 +8,16 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, func, select
 
-from service.db import unit_of_work
-from service.jobs import JobError, JobRequest, get_job, list_jobs, submit, submit_demo_if_empty
-from service.models import Direction, Job, Shard
+from service.generation.jobs import (
+    JobError,
+    JobRequest,
+    get_job,
+    list_jobs,
+    submit,
+    submit_demo_if_empty,
+)
+from service.store.db import unit_of_work
+from service.store.models import Direction, Job, Shard
 
 TINY = JobRequest(model="tiny", layers=["conv2"], n_basis=3, n_random=4, image_size=32, steps=4,
                   seed=7)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import inspect
 
-from service.db import make_engine
-from service.migrate import check, downgrade, upgrade
-from service.models import Base
+from service.store.db import make_engine
+from service.store.migrate import check, downgrade, upgrade
+from service.store.models import Base
 
 
 def _tables(url: str) -> set[str]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from service.db import make_engine, unit_of_work
-from service.models import Annotator, Base
+from service.store.db import make_engine, unit_of_work
+from service.store.models import Annotator, Base
 
 
 def test_concurrent_inserts_do_not_lock(tmp_path: Path) -> None:

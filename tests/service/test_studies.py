@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, func, select
 
 from service.cli import fvlab
-from service.db import unit_of_work, utcnow
-from service.images import store
-from service.models import (
+from service.store.db import unit_of_work, utcnow
+from service.store.images import store
+from service.store.models import (
     AnnotationSession,
     Annotator,
     CatchItem,
@@ -27,7 +27,9 @@ from service.models import (
     StudyStimulus,
     Trial,
 )
-from service.studies import (
+from service.store.tokens import new_token
+from service.studies.progress import contact_sheet, stimulus_png, study_progress
+from service.studies.study import (
     DEFAULT_QUESTION,
     StudyError,
     StudyRequest,
@@ -39,8 +41,6 @@ from service.studies import (
     list_studies,
     open_study,
 )
-from service.study_progress import contact_sheet, stimulus_png, study_progress
-from service.tokens import new_token
 
 _pixels = itertools.count(1)
 

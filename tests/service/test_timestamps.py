@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
-from service.db import make_engine, seconds_between, unit_of_work
-from service.models import LoginFailure
+from service.store.db import make_engine, seconds_between, unit_of_work
+from service.store.models import LoginFailure
 
 MOMENT = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
 

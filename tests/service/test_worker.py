@@ -11,10 +11,10 @@ from PIL import Image as PILImage
 from sqlalchemy import Engine, select
 
 import service.featurevis
-from service.db import unit_of_work
-from service.jobs import JobRequest, get_job, job_shards, submit
-from service.models import Direction, Stimulus
-from service.worker import WorkerConfig, resolve_accelerator, run
+from service.generation.jobs import JobRequest, get_job, job_shards, submit
+from service.generation.worker import WorkerConfig, resolve_accelerator, run
+from service.store.db import unit_of_work
+from service.store.models import Direction, Stimulus
 
 TINY = JobRequest(model="tiny", layers=["conv2"], n_basis=2, n_random=2, image_size=32, steps=4,
                   seed=3)

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from service.db import make_engine, unit_of_work
-from service.jobs import JobRequest, cancel, get_job, job_shards, submit
-from service.models import Base, Direction, Image, Shard, Stimulus
+from service.generation.jobs import JobRequest, cancel, get_job, job_shards, submit
+from service.store.db import make_engine, unit_of_work
+from service.store.models import Direction, Image, Shard, Stimulus
+from tests.conftest import create_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 DONE_LINE = re.compile(r"(\S+): shard (\d+) of job \d+ done")
@@ -76,7 +77,7 @@ def pg_workers(postgres_url: str, tmp_path: Path) -> Iterator[Workers]:
 
 def engine_for(url: str) -> Engine:
     engine = make_engine(url)
-    Base.metadata.create_all(engine)
+    create_schema(engine)
     return engine
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from service.cli.context import CliContext, pass_cli
+
 _DESIGN_OPTIONS = [
     click.option("--annotators", type=click.IntRange(1), default=60, show_default=True),
     click.option("--stimuli", type=click.IntRange(2), default=400, show_default=True,
@@ -73,13 +75,15 @@ def _spec(annotators: int, stimuli: int, k: int, layers: int, p_basis: float, p_
               help="Responses faster than this are 'too fast'.")
 @click.option("--max-fast-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Exclude annotators with more than this share of too-fast responses.")
-def analyze(ratings: Path | None, study_id: int | None, output: Path, n_boot: int, n_perm: int,
+@pass_cli
+def analyze(cli: CliContext, ratings: Path | None, study_id: int | None, output: Path,
+            n_boot: int, n_perm: int,
             two_way: bool, seed: int, min_rate: float, alpha: float, max_catch_fail: float,
             min_rt_ms: int, max_fast_share: float) -> None:
     """Analyse ratings: results.json, report.html and figures/ in OUTPUT."""
     from analysis.estimate import Options, item_table
     from analysis.exclusions import ExclusionRule, apply_exclusions, find_exclusions
-    from analysis.load import RatingsError, load_study, read_ratings, stimulus_images
+    from analysis.load import RatingsError, read_ratings, validate
     from analysis.pipeline import AnalysisConfig
     from analysis.pipeline import analyze as run_analysis
     from analysis.report import write_report
@@ -91,26 +95,30 @@ def analyze(ratings: Path | None, study_id: int | None, output: Path, n_boot: in
         rule=ExclusionRule(max_catch_fail=max_catch_fail, min_rt_ms=min_rt_ms,
                            max_fast_share=max_fast_share),
         min_rate=min_rate, alpha=alpha)
-    database_url = None
+    engine = None
     try:
         if ratings is not None:
             frame = read_ratings(ratings)
         else:
-            from service.cli import settings_or_exit
+            from service.studies.export import ExportError, ratings_frame
 
-            database_url = settings_or_exit().database_url
-            frame = load_study(database_url, study_id)  # type: ignore[arg-type]
+            engine = cli.engine()
+            try:
+                frame = validate(ratings_frame(engine, study_id))
+            except ExportError as exc:
+                raise RatingsError(str(exc)) from exc
         results = run_analysis(frame, config, log=lambda line: click.echo(line, err=True))
     except (RatingsError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     kept = apply_exclusions(frame, find_exclusions(frame, config.rule))
     items = item_table(kept)
     images = None
-    if database_url is not None:
+    if engine is not None:
         from analysis.figures import sheet_rows
+        from service.studies.export import stimulus_pngs
 
         ids = {int(i) for _, chosen in sheet_rows(items) for i in chosen["item"]}
-        images = stimulus_images(database_url, sorted(ids))
+        images = stimulus_pngs(engine, sorted(ids))
     written = write_report(results, items, output, images)
     click.echo(results["verdict"]["explanation"])
     click.echo(f"wrote {written['results']} and {written['report']}")
@@ -122,11 +130,11 @@ def analyze(ratings: Path | None, study_id: int | None, output: Path, n_boot: in
 def simulate(output: Path, **design: object) -> None:
     """Write a synthetic crowd's ratings (export format) with a known truth."""
     from analysis.simulate import simulate as draw
-    from service.export import write_frame
+    from service.studies.export import write_frame
+    from service.studies.ratings_file import format_for
 
     frame, truth = draw(_spec(**design))  # type: ignore[arg-type]
-    fmt = "parquet" if output.suffix.lower() in (".parquet", ".pq") else "csv"
-    write_frame(frame, output, fmt)  # type: ignore[arg-type]
+    write_frame(frame, output, format_for(output))
     click.echo(f"wrote {len(frame)} ratings to {output}; true basis − random difference "
                f"{truth.difference:+.3f}; careless annotators {len(truth.careless_annotators)}")
 

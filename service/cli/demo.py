@@ -1,4 +1,4 @@
-"""`make run`: the whole fvlab demo on the embedded default, from one command.
+"""`fvlab demo` (what `make run` runs): the whole fvlab demo on the embedded default.
 
 It migrates the SQLite store, makes a researcher login and a secret key the first time (kept
 under the data dir, readable by the owner only), queues the demo job unless one exists, starts
@@ -9,7 +9,6 @@ stops both children cleanly. A second run reuses everything and is up in seconds
 
 from __future__ import annotations
 
-import argparse
 import os
 import secrets
 import signal
@@ -18,14 +17,16 @@ import sys
 import time
 from pathlib import Path
 
+import click
 from sqlalchemy import Engine, select
 
-from service.accounts import create_user
-from service.config import ConfigError, Settings, load_settings
-from service.db import make_engine, unit_of_work
-from service.jobs import DEMO_NAME, get_job, submit_demo_if_empty
-from service.migrate import upgrade
-from service.models import Job, Study, StudyStimulus, User
+from service.cli.context import CliContext, pass_cli
+from service.config import Settings
+from service.generation.jobs import DEMO_NAME, submit_demo_if_empty, watch
+from service.store.accounts import create_user
+from service.store.db import make_engine, unit_of_work
+from service.store.migrate import upgrade
+from service.store.models import Job, Study, StudyStimulus, User
 
 ADMIN_NAME = "admin"
 DEMO_STUDY_NAME = "Picture ratings"
@@ -65,7 +66,7 @@ def _demo_job_id(engine: Engine) -> int | None:
 
 def _demo_study_slug(engine: Engine, job_id: int) -> str:
     """The demo study's slug, creating and opening it over the finished job when absent."""
-    from service.studies import StudyRequest, create_study, open_study
+    from service.studies.study import StudyRequest, create_study, open_study
 
     with unit_of_work(engine) as session:
         slug = session.scalar(select(Study.slug).where(Study.name == DEMO_STUDY_NAME))
@@ -113,19 +114,16 @@ def _stop(children: list[subprocess.Popen[bytes]]) -> None:
 def _wait_for_job(engine: Engine, job_id: int, children: list[subprocess.Popen[bytes]]) -> str:
     """Poll the demo job until it ends, printing its progress; returns its final status."""
     shown = None
-    while True:
-        job = get_job(engine, job_id)
+    for job in watch(engine, job_id, POLL_SECONDS):
         line = f"demo job {job_id}: {job.progress}/{job.total} images, {job.status}"
         if line != shown:
             print(line, flush=True)
             shown = line
-        if job.status in ("done", "failed", "cancelled"):
-            if job.error:
-                print(f"demo job error: {job.error}", flush=True)
-            return job.status
         if any(child.poll() is not None for child in children):
             raise RuntimeError("the worker or the site stopped; see the messages above")
-        time.sleep(POLL_SECONDS)
+    if job.error:
+        print(f"demo job error: {job.error}", flush=True)
+    return job.status
 
 
 def _prepare(settings: Settings) -> tuple[Engine, dict[str, str], str | None, int | None]:
@@ -148,23 +146,28 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    args = parser.parse_args(argv)
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 2
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@pass_cli
+def demo(cli: CliContext, host: str, port: int) -> None:
+    """Run the demo: render the demo job, open a study over it, serve the site.
+
+    Migrates the store, queues the demo job (EfficientNet-Lite0, basis and random directions of
+    two layers) unless a job exists, starts a worker and the site, prints the annotator link
+    and the researcher login. Ctrl-C stops everything.
+    """
+    sys.exit(_run(cli.settings.check_all(), host, port))
+
+
+def _run(settings: Settings, host: str, port: int) -> int:
     engine, env, password, job_id = _prepare(settings)
     signal.signal(signal.SIGTERM, _interrupt)
     children = [
         _start(["worker"], env),
-        _start(["serve", "--host", args.host, "--port", str(args.port)], env),
+        _start(["serve", "--host", host, "--port", str(port)], env),
     ]
-    base = f"http://{args.host}:{args.port}"
+    base = f"http://{host}:{port}"
     print(f"site: {base}/  ·  researcher console: {base}/admin", flush=True)
     if password is None:
         print(f"admin login: {ADMIN_NAME} (its password file is gone; make another account "
@@ -183,7 +186,3 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         _stop(children)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,8 +19,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from service.db import utcnow
-from service.models import Image
+from service.store.db import utcnow
+from service.store.models import Image
 
 MAX_SIDE = 4096
 MAX_BYTES = 32 * 1024 * 1024

@@ -3,7 +3,8 @@
 Fabric owns the accelerator, the devices, the precision (bf16-mixed on GPU, 32-bit on CPU) and the
 launch; with several devices every rank is an independent worker that claims its own shards, so
 one machine with k GPUs behaves like k machines. Workers never talk to each other: the database
-leases in `service.shards` are the only coordination, which is what lets any number of machines
+leases in `service.generation.shards` are the only coordination, which is what lets any number
+of machines
 join or die at any time.
 """
 
@@ -23,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from service import shards
-from service.db import make_engine
-from service.shards import ClaimedDirection, ClaimedShard, RenderedImage
+from service.generation import shards
+from service.generation.shards import ClaimedDirection, ClaimedShard, RenderedImage
+from service.store.db import make_engine
 
 if TYPE_CHECKING:
     from lightning.fabric import Fabric

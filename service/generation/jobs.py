@@ -3,12 +3,14 @@
 A job is written whole or not at all: `submit` validates every field first (loading the model to
 check layers and channel counts), then samples the directions with the engine's seeded sampler
 and stores them, so a job can be audited and re-created from its seed alone. Workers take the
-job's shards through `service.shards`; nothing here renders.
+job's shards through `service.generation.shards`; nothing here renders.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain, zip_longest
@@ -16,8 +18,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, func, select, update
 
-from service.db import unit_of_work, utcnow
-from service.job_requests import (
+from service.generation.job_requests import (
     MAX_DIRECTIONS_PER_LAYER,
     NAME_MAX_CHARS,
     JobError,
@@ -25,14 +26,15 @@ from service.job_requests import (
     check_int,
     validate,
 )
-from service.models import Direction, Job, Shard, Stimulus
+from service.store.db import unit_of_work, utcnow
+from service.store.models import Direction, Job, Shard, Stimulus
 
 if TYPE_CHECKING:
     from service.featurevis import LoadedModel
 
 __all__ = [
     "DEMO_NAME", "JobError", "JobRequest", "JobSummary", "ShardSummary", "cancel",
-    "demo_request", "get_job", "job_shards", "list_jobs", "submit", "submit_demo_if_empty",
+    "demo_request", "get_job", "job_shards", "list_jobs", "submit", "submit_demo_if_empty", "watch",
 ]
 
 DEMO_NAME = "demo"
@@ -259,3 +261,25 @@ def job_shards(engine: Engine, job_id: int) -> list[ShardSummary]:
             )
             for shard, count in rows
         ]
+
+
+def _open_shards(engine: Engine, job_id: int) -> int:
+    with unit_of_work(engine) as session:
+        return session.scalar(
+            select(func.count()).select_from(Shard)
+            .where(Shard.job_id == job_id, Shard.status.in_(("queued", "running")))
+        ) or 0
+
+
+def watch(engine: Engine, job_id: int, poll_seconds: float = 1.0) -> Iterator[JobSummary]:
+    """The job at every poll, until it has ended or has no shard left to render.
+
+    The last summary yielded is the final one; callers show progress from each and decide from
+    the last one whether the job succeeded. JobError when the job does not exist.
+    """
+    while True:
+        job = get_job(engine, job_id)
+        yield job
+        if job.status in ("done", "failed", "cancelled") or _open_shards(engine, job_id) == 0:
+            return
+        time.sleep(poll_seconds)

@@ -1,49 +1,33 @@
 """`fvlab generate`, `fvlab worker` and `fvlab jobs`: launching, rendering and following jobs.
 
-torch and Lightning are imported inside the command bodies (through `service.jobs` and
-`service.worker` calls), so attaching these commands keeps `fvlab --help` fast.
+torch and Lightning are imported inside the command bodies (through `service.generation.jobs` and
+`service.generation.worker` calls), so attaching these commands keeps `fvlab --help` fast.
 """
 
 from __future__ import annotations
 
 import logging
-import time
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy import Engine
 
-from service.models import OBJECTIVES, RANDOM_KINDS
+from service.cli.context import CliContext, pass_cli
+from service.store.models import OBJECTIVES, RANDOM_KINDS
 
-SETTLED = ("done", "cancelled")
-
-
-def _engine() -> Engine:
-    from service.cli import settings_or_exit
-    from service.db import make_engine
-
-    return make_engine(settings_or_exit().database_url)
-
-
-def _open_shards(engine: Engine, job_id: int) -> int:
-    from service.jobs import job_shards
-
-    return sum(s.status in ("queued", "running") for s in job_shards(engine, job_id))
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 def _follow(engine: Engine, job_id: int) -> None:
     """Show a progress bar until the job has no shard left to render; fail unless it is done."""
-    from service.jobs import get_job
+    from service.generation.jobs import get_job, watch
 
     job = get_job(engine, job_id)
     shown = 0
     with click.progressbar(length=job.total, label=f"job {job_id}", show_pos=True) as bar:
-        while True:
-            job = get_job(engine, job_id)
+        for job in watch(engine, job_id):
             bar.update(job.progress - shown)
             shown = job.progress
-            if job.status in SETTLED or _open_shards(engine, job_id) == 0:
-                break
-            time.sleep(1.0)
     rate = f", {job.images_per_second:.3g} images/s" if job.images_per_second else ""
     click.echo(f"job {job_id} {job.status}: {job.progress}/{job.total} images{rate}")
     if job.status != "done":
@@ -75,8 +59,10 @@ def _follow(engine: Engine, job_id: int) -> None:
 @click.option("--demo", is_flag=True,
               help="Submit the README's demo job, unless the database already holds a job.")
 @click.option("--wait", is_flag=True, help="Follow the job with a progress bar until it ends.")
+@pass_cli
 def generate(
-    model: str, layers: tuple[str, ...], n_basis: int, n_random: int, random_kind: str,
+    cli: CliContext, model: str, layers: tuple[str, ...], n_basis: int, n_random: int,
+    random_kind: str,
     objective: str, image_size: int, steps: int, lr: float, seed: int | None, name: str | None,
     weights: str | None, shard_size: int, demo: bool, wait: bool,
 ) -> None:
@@ -84,9 +70,9 @@ def generate(
 
     `fvlab worker` renders it; `--wait` follows it with a progress bar.
     """
-    from service.jobs import JobError, JobRequest, submit, submit_demo_if_empty
+    from service.generation.jobs import JobError, JobRequest, submit, submit_demo_if_empty
 
-    engine = _engine()
+    engine = cli.engine()
     try:
         if demo:
             job_id = submit_demo_if_empty(engine)
@@ -123,8 +109,10 @@ def generate(
               help="Attempts before a shard (and its job) is marked failed.")
 @click.option("--max-idle-seconds", type=click.FloatRange(min=0.1), default=30.0,
               show_default=True, help="Longest pause between polls of an empty queue.")
+@pass_cli
 def worker(
-    once: bool, accelerator: str, devices: int, batch_size: int, lease_seconds: float,
+    cli: CliContext, once: bool, accelerator: str, devices: int, batch_size: int,
+    lease_seconds: float,
     max_attempts: int, max_idle_seconds: float,
 ) -> None:
     """Render queued shards with Lightning Fabric.
@@ -132,12 +120,13 @@ def worker(
     Runs until SIGTERM (finishing or releasing its shard) or, with --once, until the queue is
     empty.
     """
-    from service.cli import settings_or_exit
-    from service.worker import WorkerConfig, run
+    from service.generation.worker import WorkerConfig, run
+
+    cli.engine()  # refuse to start on a database without the current schema
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = WorkerConfig(
-        database_url=settings_or_exit().database_url, accelerator=accelerator, devices=devices,
+        database_url=cli.database_url, accelerator=accelerator, devices=devices,
         batch_size=batch_size, once=once, lease_seconds=lease_seconds, max_attempts=max_attempts,
         max_idle_seconds=max_idle_seconds,
     )
@@ -152,7 +141,7 @@ def _rate(value: float | None) -> str:
 
 
 def _table(engine: Engine) -> None:
-    from service.jobs import list_jobs
+    from service.generation.jobs import list_jobs
 
     rows = [("id", "name", "model", "layers", "progress", "status", "images/s")]
     rows += [
@@ -167,7 +156,7 @@ def _table(engine: Engine) -> None:
 
 
 def _detail(engine: Engine, job_id: int) -> None:
-    from service.jobs import get_job, job_shards
+    from service.generation.jobs import get_job, job_shards
 
     job = get_job(engine, job_id)
     click.echo(f"job {job.id}: {job.name}")
@@ -186,12 +175,13 @@ def _detail(engine: Engine, job_id: int) -> None:
 
 @click.command()
 @click.argument("args", nargs=-1, metavar="[ID | cancel ID]")
-def jobs(args: tuple[str, ...]) -> None:
+@pass_cli
+def jobs(cli: CliContext, args: tuple[str, ...]) -> None:
     """List jobs, show one (ID) or cancel one.
 
     `fvlab jobs ID` shows the job with its shards and failures; `fvlab jobs cancel ID` stops it.
     """
-    from service.jobs import JobError, cancel
+    from service.generation.jobs import JobError, cancel
 
     if len(args) > 2 or (len(args) == 2 and args[0] != "cancel") or args == ("cancel",):
         raise click.UsageError("usage: fvlab jobs [ID | cancel ID]")
@@ -199,7 +189,7 @@ def jobs(args: tuple[str, ...]) -> None:
         job_id = int(args[-1]) if args else None
     except ValueError as exc:
         raise click.UsageError(f"job id must be a number, got {args[-1]!r}") from exc
-    engine = _engine()
+    engine = cli.engine()
     try:
         if job_id is None:
             _table(engine)

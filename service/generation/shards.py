@@ -22,10 +22,10 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from service.db import unit_of_work, utcnow
-from service.images import store
-from service.models import Direction, Job, Shard, Stimulus
-from service.tokens import new_token
+from service.store.db import unit_of_work, utcnow
+from service.store.images import store
+from service.store.models import Direction, Job, Shard, Stimulus
+from service.store.tokens import new_token
 
 ERROR_MAX_CHARS = 2000
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from service.models import TOKEN_LENGTH
+from service.store.models import TOKEN_LENGTH
 
 # 24 random bytes are 32 URL-safe characters, exactly the width of the token columns.
 TOKEN_BYTES = TOKEN_LENGTH * 3 // 4

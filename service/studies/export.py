@@ -7,75 +7,42 @@ external ids (Prolific PIDs, MTurk worker ids) identify people, so the sessions 
 only when the caller asks explicitly.
 
 The researcher console calls `ratings_frame`, `sessions_frame` and `write_frame` for its download
-buttons; the CLI (`service/cli_export.py`) calls the same functions.
+buttons; the CLI (`service/cli/export.py`) calls the same functions.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, and_, case, func, select
 from sqlalchemy.orm import Session
 
-from service.db import seconds_between
-from service.models import (
+from service.store.db import seconds_between
+from service.store.models import (
     AnnotationSession,
     Annotator,
     CatchItem,
     Direction,
+    Image,
     Job,
     Rating,
     Stimulus,
     Study,
     Trial,
 )
+from service.studies.ratings_file import (
+    EXTERNAL_ID_COLUMNS,
+    FORMATS,
+    INT_COLUMNS,
+    RATINGS_COLUMNS,
+    SESSIONS_COLUMNS,
+    ExportFormat,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
-
-RATINGS_COLUMNS: tuple[str, ...] = (
-    "rating_id",
-    "study_id",
-    "session_id",
-    "annotator_id",
-    "trial_position",
-    "stimulus_id",
-    "catch_item_id",
-    "direction_id",
-    "job_id",
-    "model",
-    "layer",
-    "condition",
-    "channel",
-    "interpretable",
-    "confidence",
-    "label",
-    "rt_ms",
-    "created_at",
-)
-CONDITIONS: tuple[str, ...] = ("basis", "random", "catch_positive", "catch_negative")
-SESSIONS_COLUMNS: tuple[str, ...] = (
-    "session_id",
-    "study_id",
-    "annotator_id",
-    "started_at",
-    "finished_at",
-    "instructions_seconds",
-    "total_seconds",
-    "n_ratings",
-    "n_catch",
-    "catch_score",
-    "status",
-)
-EXTERNAL_ID_COLUMNS: tuple[str, ...] = ("annotator_source", "annotator_external_id")
-FORMATS = ("csv", "parquet")
-ExportFormat = Literal["csv", "parquet"]
-
-_INT_COLUMNS = ("rating_id", "study_id", "session_id", "annotator_id", "trial_position",
-                "stimulus_id", "catch_item_id", "direction_id", "job_id", "channel",
-                "interpretable", "confidence", "rt_ms")
 
 
 class ExportError(ValueError):
@@ -140,7 +107,7 @@ def ratings_frame(engine: Engine, study_id: int | None = None) -> pd.DataFrame:
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(RATINGS_COLUMNS)
     data: dict[str, object] = {}
     for name, values in zip(RATINGS_COLUMNS, columns, strict=True):
-        if name in _INT_COLUMNS:
+        if name in INT_COLUMNS:
             cells = [None if v is None else int(v) for v in values]
             data[name] = pd.array(cells, dtype="Int64")
         elif name == "created_at":
@@ -236,3 +203,14 @@ def write_frame(frame: pd.DataFrame, path: str | Path, fmt: ExportFormat = "csv"
     else:
         frame.to_parquet(target, index=False)
     return target
+
+
+def stimulus_pngs(engine: Engine, stimulus_ids: list[int]) -> dict[int, bytes]:
+    """PNG bytes of the given stimuli, for the analysis report's contact sheet."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Stimulus.id, Image.png)
+            .join(Image, Stimulus.image_sha256 == Image.sha256)
+            .where(Stimulus.id.in_(stimulus_ids))
+        ).all()
+    return {int(sid): bytes(png) for sid, png in rows}

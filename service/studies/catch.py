@@ -3,7 +3,8 @@
 Catch trials tell careful annotators from careless ones: a positive item is a clear natural photo
 (anyone attentive says "yes, one nameable thing"), a negative item is noise or a flat texture
 ("no"). They are hidden among the stimuli, so they must look like stimuli to everything but the
-eye: the same square size and the same PNG encoding (`service.images.store`), with no metadata.
+eye: the same square size and the same PNG encoding (`service.store.images.store`), with no
+metadata.
 
 Instruction examples are separate images (never a catch item, never a stimulus) so that what the
 annotator was shown as an example is not also what they are tested on.
@@ -23,9 +24,9 @@ from skimage.transform import resize
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.images import encode_png, store
-from service.models import CatchItem, Image
-from service.tokens import new_token
+from service.store.images import encode_png, store
+from service.store.models import CatchItem, Image
+from service.store.tokens import new_token
 
 # Clear photos of one nameable thing. skimage's `cat`/`chelsea` is kept for the instructions.
 POSITIVE_SOURCES = ("astronaut", "coffee", "rocket", "camera", "clock", "horse")

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from service.db import utcnow
+from service.store.db import utcnow
 
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 SHARD_STATUSES = ("queued", "running", "done", "failed", "cancelled")

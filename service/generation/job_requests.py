@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from service.models import OBJECTIVES, RANDOM_KINDS
+from service.store.models import OBJECTIVES, RANDOM_KINDS
 
 if TYPE_CHECKING:
     from service.featurevis import LoadedModel

@@ -1,6 +1,6 @@
 """`fvlab export ratings|sessions`: the study's data as CSV or Parquet files.
 
-pandas is imported inside `service.export`'s functions, so attaching this group keeps
+pandas is imported inside `service.studies.export`'s functions, so attaching this group keeps
 `fvlab --help` fast.
 """
 
@@ -10,14 +10,8 @@ from pathlib import Path
 
 import click
 
-from service.export import FORMATS
-
-
-def _format_for(path: Path, fmt: str | None) -> str:
-    """The format asked for, else the one the file name implies (`.parquet`), else CSV."""
-    if fmt is not None:
-        return fmt
-    return "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
+from service.cli.context import CliContext, pass_cli
+from service.studies.ratings_file import FORMATS, format_for
 
 
 @click.group("export")
@@ -30,18 +24,17 @@ def export() -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
               help="File format (default: from the file name, else csv).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def export_ratings(study_id: int | None, fmt: str | None, output: Path) -> None:
+@pass_cli
+def export_ratings(cli: CliContext, study_id: int | None, fmt: str | None, output: Path) -> None:
     """One row per rating, in the columns `fvlab analyze --ratings` reads."""
-    from service.cli import settings_or_exit
-    from service.db import make_engine
-    from service.export import ExportError, ratings_frame, write_frame
+    from service.studies.export import ExportError, ratings_frame, write_frame
 
-    engine = make_engine(settings_or_exit().database_url)
+    engine = cli.engine()
     try:
         frame = ratings_frame(engine, study_id)
     except ExportError as exc:
         raise click.ClickException(str(exc)) from exc
-    write_frame(frame, output, _format_for(output, fmt))  # type: ignore[arg-type]
+    write_frame(frame, output, format_for(output, fmt))
     click.echo(f"wrote {len(frame)} ratings to {output}")
 
 
@@ -52,18 +45,17 @@ def export_ratings(study_id: int | None, fmt: str | None, output: Path) -> None:
 @click.option("--include-external-ids", is_flag=True,
               help="Add annotators' Prolific/MTurk ids (personal data; off by default).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@pass_cli
 def export_sessions(
-    study_id: int | None, fmt: str | None, include_external_ids: bool, output: Path
+    cli: CliContext, study_id: int | None, fmt: str | None, include_external_ids: bool, output: Path
 ) -> None:
     """One row per session: annotator, start, finish, time on instructions, catch score, status."""
-    from service.cli import settings_or_exit
-    from service.db import make_engine
-    from service.export import ExportError, sessions_frame, write_frame
+    from service.studies.export import ExportError, sessions_frame, write_frame
 
-    engine = make_engine(settings_or_exit().database_url)
+    engine = cli.engine()
     try:
         frame = sessions_frame(engine, study_id, include_external_ids=include_external_ids)
     except ExportError as exc:
         raise click.ClickException(str(exc)) from exc
-    write_frame(frame, output, _format_for(output, fmt))  # type: ignore[arg-type]
+    write_frame(frame, output, format_for(output, fmt))
     click.echo(f"wrote {len(frame)} sessions to {output}")

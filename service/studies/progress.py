@@ -14,8 +14,8 @@ from datetime import datetime
 from sqlalchemy import Engine, and_, case, func, select
 from sqlalchemy.orm import Session
 
-from service.db import seconds_between, unit_of_work
-from service.models import (
+from service.store.db import seconds_between, unit_of_work
+from service.store.models import (
     AnnotationSession,
     Annotator,
     CatchItem,
@@ -28,7 +28,7 @@ from service.models import (
     StudyStimulus,
     Trial,
 )
-from service.studies import StudyError
+from service.studies.study import StudyError
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Studies as researchers make them: create one from finished jobs, open it, close it, list them.
 
 A study is written whole or not at all: `create_study` checks every setting first and writes the
-study, its stimuli and (through `service.catch`) the catch items of the stimuli's size in one
+study, its stimuli and (through `service.studies.catch`) the catch items of the stimuli's size in
+one
 transaction. New studies start as drafts, so the researcher can look at the contact sheet before
 any annotator can enter; `open_study` lets people in and `close_study` stops new sessions.
 
@@ -22,9 +23,9 @@ from urllib.parse import quote, urlsplit
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from service.catch import ensure_catch_items
-from service.db import unit_of_work
-from service.models import Direction, Image, Job, Stimulus, Study, StudyStimulus
+from service.store.db import unit_of_work
+from service.store.models import Direction, Image, Job, Stimulus, Study, StudyStimulus
+from service.studies.catch import ensure_catch_items
 
 DEFAULT_QUESTION = (
     "Does this image show one specific thing you could name — an object, an animal, a body "
@@ -245,7 +246,7 @@ def get_study(engine: Engine, study_id: int) -> Study:
 
 def list_studies(engine: Engine) -> list[StudySummary]:
     """Every study, newest first, with its stimulus count and ratings collected so far."""
-    from service.study_progress import ratings_per_study
+    from service.studies.progress import ratings_per_study
 
     with unit_of_work(engine) as db:
         counts = dict(

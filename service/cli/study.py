@@ -1,26 +1,16 @@
 """`fvlab study …`: create a study from finished jobs, open and close it, list studies.
 
 `study create` takes the same settings as the console's form and goes through the same
-`service.studies.create_study`, so both refuse the same bad input with the same message.
+`service.studies.study.create_study`, so both refuse the same bad input with the same message.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
+from service.cli.context import CliContext, pass_cli
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
-
-
-def _engine() -> Engine:
-    from service.cli import settings_or_exit
-    from service.db import make_engine
-
-    return make_engine(settings_or_exit().database_url)
 
 
 @click.group()
@@ -49,11 +39,13 @@ def study() -> None:
               help="Where participants go at the end (default: Prolific's completion URL).")
 @click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True,
               help="The site's public address, for the printed links.")
-def study_create(job_ids: tuple[int, ...], name: str, k: int, trials: int, catch_every: int,
+@pass_cli
+def study_create(cli: CliContext, job_ids: tuple[int, ...], name: str, k: int, trials: int,
+                 catch_every: int,
                  practice: int, question: str | None, consent_file: click.utils.LazyFile | None,
                  completion_code: str | None, redirect_url: str | None, base_url: str) -> None:
     """Create a draft study over the stimuli of finished jobs; prints the study URL."""
-    from service.studies import (
+    from service.studies.study import (
         DEFAULT_QUESTION,
         StudyError,
         StudyRequest,
@@ -62,7 +54,7 @@ def study_create(job_ids: tuple[int, ...], name: str, k: int, trials: int, catch
         get_study,
     )
 
-    engine = _engine()
+    engine = cli.engine()
     request = StudyRequest(
         job_ids=list(job_ids), name=name, ratings_per_item=k, trials_per_session=trials,
         catch_every=catch_every, practice_count=practice, question=question or DEFAULT_QUESTION,
@@ -82,12 +74,12 @@ def study_create(job_ids: tuple[int, ...], name: str, k: int, trials: int, catch
     click.echo(f"open it for annotators with: fvlab study open {study_id}", err=True)
 
 
-def _set_status(study_id: int, action: str) -> None:
-    from service.studies import StudyError, close_study, open_study
+def _set_status(cli: CliContext, study_id: int, action: str) -> None:
+    from service.studies.study import StudyError, close_study, open_study
 
     change = open_study if action == "open" else close_study
     try:
-        change(_engine(), study_id)
+        change(cli.engine(), study_id)
     except StudyError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"study {study_id} is {'open' if action == 'open' else 'closed'}")
@@ -95,24 +87,27 @@ def _set_status(study_id: int, action: str) -> None:
 
 @study.command("open")
 @click.argument("study_id", type=int)
-def study_open(study_id: int) -> None:
+@pass_cli
+def study_open(cli: CliContext, study_id: int) -> None:
     """Let annotators in (a draft or closed study)."""
-    _set_status(study_id, "open")
+    _set_status(cli, study_id, "open")
 
 
 @study.command("close")
 @click.argument("study_id", type=int)
-def study_close(study_id: int) -> None:
+@pass_cli
+def study_close(cli: CliContext, study_id: int) -> None:
     """Stop new sessions; sessions already started may still finish."""
-    _set_status(study_id, "close")
+    _set_status(cli, study_id, "close")
 
 
 @study.command("list")
-def study_list() -> None:
+@pass_cli
+def study_list(cli: CliContext) -> None:
     """Every study with its status and ratings collected of needed."""
-    from service.studies import list_studies
+    from service.studies.study import list_studies
 
-    studies = list_studies(_engine())
+    studies = list_studies(cli.engine())
     if not studies:
         click.echo("no studies yet")
         return

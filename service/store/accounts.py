@@ -8,8 +8,8 @@ from functools import cache
 from sqlalchemy import Engine, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from service.db import unit_of_work
-from service.models import User
+from service.store.db import unit_of_work
+from service.store.models import User
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
 MIN_PASSWORD_LENGTH = 8

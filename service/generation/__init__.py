@@ -1,0 +1,1 @@
+"""Generation: validated job requests, jobs, the shard lease queue and the Fabric worker."""

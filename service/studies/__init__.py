@@ -1,0 +1,1 @@
+"""Studies: creating and opening them, their progress, catch items and the exports."""
