@@ -19,13 +19,14 @@ def db_upgrade(cli: CliContext, revision: str) -> None:
     """Create or upgrade the database schema to the latest version."""
     from sqlalchemy.exc import DBAPIError
 
-    from service.store.migrate import describe, unreachable, upgrade
+    from service.store.migrate import current_revision, describe, unreachable, upgrade
 
     engine = cli.engine(check_schema=False)  # creates the SQLite folder when needed
     try:
         upgrade(cli.database_url, revision)
+        reached = current_revision(engine)
     except DBAPIError as exc:
         raise click.ClickException(str(unreachable(engine, exc))) from exc
     finally:
         engine.dispose()
-    click.echo(f"{describe(engine)} is at revision {revision}")
+    click.echo(f"migrated {describe(engine)}: schema at revision {reached}")

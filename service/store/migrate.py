@@ -8,6 +8,7 @@ line that says what to do.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -45,6 +46,7 @@ def check(database_url: str) -> None:
     command.check(alembic_config(database_url))
 
 
+@cache
 def head_revision() -> str:
     """The revision this fvlab's code needs."""
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
@@ -62,8 +64,9 @@ def describe(engine: Engine) -> str:
 
 def unreachable(engine: Engine, exc: DBAPIError) -> SchemaError:
     """One line for a database that refused or dropped the connection."""
-    reason = str(exc.orig).strip().splitlines()[-1] if exc.orig is not None else str(exc)
-    reason = reason.removeprefix("connection failed: ").strip()
+    text = str(exc.orig if exc.orig is not None else exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    reason = first.rsplit("failed: ", 1)[-1].strip() or first  # psycopg: "... failed: <reason>"
     return SchemaError(f"cannot reach the database at {describe(engine)}: {reason}")
 
 
