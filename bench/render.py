@@ -18,6 +18,7 @@ Not a test: it prints a table, and its last line is ``RESULT ceiling_ratio=… b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -43,6 +44,13 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = time.perf_counter  # set from --clock; "cpu" is robust to other processes on one thread
 
 
+def autocast_for(device: str, precision: str):
+    """The context factory a render step runs in: bf16 autocast, or none for 32-bit."""
+    if precision == "bf16-mixed":
+        return lambda: torch.autocast(torch.device(device).type, torch.bfloat16)
+    return contextlib.nullcontext
+
+
 def fvlab_step_times(model, batch: int, steps: int, device: str, precision: str) -> list[float]:
     """Seconds of each optimization step after the first (measured through the progress hook)."""
     dirs = sample_directions(model.channels(LAYER), LAYER, "random", batch, seed=1)
@@ -54,7 +62,8 @@ def fvlab_step_times(model, batch: int, steps: int, device: str, precision: str)
             torch.cuda.synchronize()
         stamps.append(clock())
 
-    render(model, requests, RenderSettings(steps=steps), 0, device, progress, precision)
+    render(model, requests, RenderSettings(steps=steps), 0, torch.device(device), progress,
+           autocast_for(device, precision))
     return list(np.diff(stamps))
 
 
@@ -65,12 +74,11 @@ def ceiling_times(
     in the same precision as the render."""
     x = torch.rand(batch, 3, size, size, device=device)
     x = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)  # the fast layout
-    dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float32
-    autocast = torch.autocast(torch.device(device).type, dtype, enabled=dtype == torch.bfloat16)
+    autocast = autocast_for(device, precision)
     times = []
     for _ in range(iters + 1):
         start = clock()
-        with autocast:
+        with autocast():
             act = model.activations(x, [LAYER])[LAYER]
         act.float().sum().backward()
         if device.startswith("cuda"):
@@ -191,10 +199,11 @@ def quality(args: argparse.Namespace, model) -> float:
         if step % 128 == 0:
             print(f"    step {step}/{total} at {time.perf_counter() - start:.0f} s", flush=True)
 
-    results = render(model, requests, settings, args.seed, args.device, progress, args.precision)
+    results = render(model, requests, settings, args.seed, torch.device(args.device), progress,
+                     autocast_for(args.device, args.precision))
     print(f"  rendered {len(requests)} images × {args.quality_steps} steps "
           f"in {time.perf_counter() - start:.0f} s")  # fmt: skip
-    best = natural_max(model, requests, settings, device=args.device)
+    best = natural_max(model, requests, settings, device=torch.device(args.device))
     beats = np.array([r.objective for r in results]) > best
     k = args.quality_count
     for name, part in (("basis", slice(0, k)), ("random", slice(k, 2 * k))):

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from service.featurevis import objectives
-from service.featurevis.render import RenderRequest, RenderSettings, check_requests
+from service.featurevis.render import CPU, RenderRequest, RenderSettings, check_requests
 from service.featurevis.zoo import LoadedModel
 
 # scikit-image photos that ship with the package (no download); grey ones become grey RGB.
@@ -90,12 +90,15 @@ def natural_max(
     requests: Sequence[RenderRequest],
     settings: RenderSettings,
     photos: np.ndarray | None = None,
-    device: torch.device | str = "cpu",
+    device: torch.device = CPU,
 ) -> np.ndarray:
     """Per request, the maximum of its objective over natural photos (no transforms).
 
+    Computed in float32, like ``render``'s final objectives, so the two compare directly.
+
     Args:
         photos: N×H×W×3 in [0, 1] (or uint8); defaults to ``natural_photos(settings.image_size)``.
+        device: where to run the network (the caller's, e.g. ``fabric.device``).
 
     Returns:
         float64 array with one value per request, comparable to ``RenderResult.objective``.

@@ -10,6 +10,7 @@ join or die at any time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -136,7 +137,14 @@ def render_shard(
     check: Callable[[int, int], None] | None = None,
 ) -> list[RenderedImage]:
     """Render every direction × replicate of a shard; `check(step, total)` may raise to stop."""
+    import torch
+
     from service.featurevis import RenderRequest, RenderSettings, natural_max, render
+
+    def autocast() -> contextlib.AbstractContextManager[object]:
+        if precision == "bf16-mixed":
+            return torch.autocast(torch.device(device).type, torch.bfloat16)
+        return contextlib.nullcontext()
 
     model = _model_on(shard.model, shard.weights, device)
     settings = RenderSettings.from_dict(shard.render_settings)
@@ -147,11 +155,12 @@ def render_shard(
             RenderRequest(layer=d.layer, vector=d.vector, seed=_image_seed(d, r)) for d, r in batch
         ]
         results = render(
-            model, requests, settings, seed=shard.seed, device=device, progress=check,
-            precision=precision,
+            model, requests, settings, seed=shard.seed, device=torch.device(device),
+            progress=check, autocast=autocast,
         )
         maxima = natural_max(
-            model, requests, settings, photos=_natural_photos(settings.image_size), device=device
+            model, requests, settings, photos=_natural_photos(settings.image_size),
+            device=torch.device(device),
         )
         images.extend(
             RenderedImage(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 import torch
@@ -118,18 +121,38 @@ def test_bad_requests_fail_before_any_work(tiny, request_, error, message) -> No
         render(tiny, [request_], FAST, seed=0)
 
 
+def bf16_autocast() -> contextlib.AbstractContextManager[object]:
+    return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+
+
 def test_bf16_mixed_precision_optimizes_with_float32_objectives(tiny) -> None:
     requests = requests_for("random", 2)
     first = render(tiny, requests, RenderSettings(**{**FAST.to_dict(), "steps": 1}), seed=2,
-                   precision="bf16-mixed")  # fmt: skip
-    last = render(tiny, requests, FAST, seed=2, precision="bf16-mixed")
+                   autocast=bf16_autocast)  # fmt: skip
+    last = render(tiny, requests, FAST, seed=2, autocast=bf16_autocast)
     assert all(b.objective > a.objective for a, b in zip(first, last, strict=True))
     assert last[0].image.dtype == np.float32
 
 
-def test_unknown_precision(tiny) -> None:
-    with pytest.raises(ValueError, match="precision"):
-        render(tiny, requests_for("basis", 1), FAST, seed=0, precision="fp8")
+def test_every_step_runs_in_the_callers_autocast_and_the_final_objective_outside(tiny) -> None:
+    entered: list[bool] = []  # per forward through the network: inside the caller's context?
+    inside = [False]
+
+    @contextlib.contextmanager
+    def counting() -> Iterator[None]:
+        inside[0] = True
+        try:
+            yield
+        finally:
+            inside[0] = False
+
+    real = tiny.activations
+    tiny.activations = lambda *args: entered.append(inside[0]) or real(*args)
+    try:
+        render(tiny, requests_for("basis", 2), FAST, seed=0, autocast=counting)
+    finally:
+        del tiny.activations
+    assert entered == [True] * FAST.steps + [False]
 
 
 @pytest.mark.parametrize(
