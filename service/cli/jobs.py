@@ -57,7 +57,9 @@ def _follow(engine: Engine, job_id: int) -> None:
 @click.option("--shard-size", type=int, default=32, show_default=True,
               help="Directions per shard (the unit a worker claims).")
 @click.option("--demo", is_flag=True,
-              help="Submit the README's demo job, unless the database already holds a job.")
+              help="Submit the demo job of `fvlab demo` (EfficientNet-Lite0, 4 basis and 4 random "
+                   "directions of blocks.6 and blocks.10, 256 steps at 128 px), unless the "
+                   "database already holds a job.")
 @click.option("--wait", is_flag=True, help="Follow the job with a progress bar until it ends.")
 @pass_cli
 def generate(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from service.cli.context import CliContext, pass_cli
+from service.studies.study import DEFAULT_QUESTION
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
@@ -31,14 +32,15 @@ def study() -> None:
 @click.option("--practice", default=3, show_default=True, type=int,
               help="Practice trials before the real ones (not analysed).")
 @click.option("--question", default=None,
-              help="The question asked of every image (default: the issue's wording).")
+              help=f"The question asked of every image (default: \"{DEFAULT_QUESTION}\").")
 @click.option("--consent-file", type=click.File("r", encoding="utf-8"),
               help="A text file with the consent text (blank lines separate paragraphs).")
 @click.option("--completion-code", default=None, help="Shown at the end; random when omitted.")
 @click.option("--redirect-url", default=None,
               help="Where participants go at the end (default: Prolific's completion URL).")
 @click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True,
-              help="The site's public address, for the printed links.")
+              help="The site's public address, for the printed links (use the host and port "
+                   "that `fvlab serve` or your proxy answers on).")
 @pass_cli
 def study_create(cli: CliContext, job_ids: tuple[int, ...], name: str, k: int, trials: int,
                  catch_every: int,
@@ -46,7 +48,6 @@ def study_create(cli: CliContext, job_ids: tuple[int, ...], name: str, k: int, t
                  completion_code: str | None, redirect_url: str | None, base_url: str) -> None:
     """Create a draft study over the stimuli of finished jobs; prints the study URL."""
     from service.studies.study import (
-        DEFAULT_QUESTION,
         StudyError,
         StudyRequest,
         annotator_links,
