@@ -27,6 +27,7 @@ test: $(VENV)/.installed-dev
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check service annotate analysis tests bench
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) var
