@@ -13,7 +13,9 @@ one sparse product gives every task's reference means at once.
 α sets how sharply evidence becomes certainty; it is on the embedding's own similarity scale.
 Until it is fitted to people's answers (``fit_alpha``), the default rule is α = 1 / median |Δ|
 over the tasks scored: a task of typical evidence is then answered correctly with
-σ(1) ≈ 0.73, whatever the embedding's scale.
+σ(1) ≈ 0.73, whatever the embedding's scale. The rule is relative to the tasks scored together,
+so uncalibrated P values compare directions within one run (basis against random, say); their
+absolute level means something only once α is fitted.
 """
 
 from __future__ import annotations
