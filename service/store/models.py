@@ -8,6 +8,7 @@ so that no code path, however buggy, can write a second rating or a confidence o
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -45,6 +46,29 @@ TRIAL_KINDS = ("stimulus", "catch", "practice")
 TOKEN_LENGTH = 32
 LABEL_MAX_CHARS = 200
 LOGIN_KEY_MAX_CHARS = 200
+IMAGE_SET_NAME_MAX_CHARS = 100
+
+
+class ImageSetStatus(StrEnum):
+    """A set is usable for scoring only once `complete`; `importing` sets are never half-used."""
+
+    IMPORTING = "importing"
+    COMPLETE = "complete"
+
+
+class Sign(StrEnum):
+    """Which end of a direction: `max` (+v, most activating) or `min` (−v, least activating)."""
+
+    MAX = "max"
+    MIN = "min"
+
+
+class ExemplarRole(StrEnum):
+    """A natural exemplar is shown as a reference (a grid side) or asked about as a query."""
+
+    REFERENCE = "reference"
+    QUERY = "query"
+
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -181,14 +205,21 @@ class Image(Base):
 
 
 class Stimulus(Base):
+    """A rendered image of one direction: `sign` max renders +v, min renders −v.
+
+    `replicate` is the reference index among a direction's K images of one sign.
+    """
+
     __tablename__ = "stimuli"
     __table_args__ = (
-        UniqueConstraint("direction_id", "replicate"),
+        UniqueConstraint("direction_id", "sign", "replicate"),
         CheckConstraint("replicate >= 0", name="replicate"),
+        CheckConstraint(_in("sign", tuple(v.value for v in Sign)), name="sign"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     direction_id: Mapped[int] = mapped_column(ForeignKey("directions.id", ondelete="CASCADE"))
+    sign: Mapped[str] = mapped_column(String(3), default=Sign.MAX, server_default=Sign.MAX.value)
     replicate: Mapped[int] = mapped_column(Integer, default=0)
     token: Mapped[str] = mapped_column(String(TOKEN_LENGTH), unique=True)
     image_sha256: Mapped[str] = mapped_column(ForeignKey("images.sha256"), index=True)
@@ -198,6 +229,73 @@ class Stimulus(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     direction: Mapped[Direction] = relationship(back_populates="stimuli")
+    image: Mapped[Image] = relationship()
+
+
+class ImageSet(Base):
+    """A named collection of natural photos that directions are scored on (exemplars)."""
+
+    __tablename__ = "image_sets"
+    __table_args__ = (
+        CheckConstraint(_in("status", tuple(v.value for v in ImageSetStatus)), name="status"),
+        CheckConstraint("count >= 0", name="count"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(IMAGE_SET_NAME_MAX_CHARS), unique=True)
+    source: Mapped[str] = mapped_column(String(1000))
+    status: Mapped[str] = mapped_column(String(10), default=ImageSetStatus.IMPORTING)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ImageSetMember(Base):
+    """One photo of a set, kept compact (a 224 px WebP), not as a PNG of the image store.
+
+    Scoring reads every member; only the few shown to people become store PNGs (exemplars).
+    All crops of one photo share a `source`, so a query never comes from a reference's photo.
+    """
+
+    __tablename__ = "image_set_members"
+    __table_args__ = (
+        UniqueConstraint("set_id", "position"),
+        UniqueConstraint("set_id", "sha256"),
+        CheckConstraint("position >= 0", name="position"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    set_id: Mapped[int] = mapped_column(ForeignKey("image_sets.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    source: Mapped[str] = mapped_column(String(1000))
+
+
+class Exemplar(Base):
+    """A natural image at one end of a direction's activations over its job's image set.
+
+    `rank` counts from the most extreme (0) within the direction and sign; `image_sha256` is the
+    store PNG shown to people.
+    """
+
+    __tablename__ = "exemplars"
+    __table_args__ = (
+        UniqueConstraint("direction_id", "sign", "rank"),
+        CheckConstraint(_in("sign", tuple(v.value for v in Sign)), name="sign"),
+        CheckConstraint(_in("role", tuple(v.value for v in ExemplarRole)), name="role"),
+        CheckConstraint("rank >= 0", name="rank"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    direction_id: Mapped[int] = mapped_column(ForeignKey("directions.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("image_set_members.id"), index=True)
+    image_sha256: Mapped[str] = mapped_column(ForeignKey("images.sha256"), index=True)
+    sign: Mapped[str] = mapped_column(String(3))
+    rank: Mapped[int] = mapped_column(Integer)
+    activation: Mapped[float] = mapped_column(Float)
+    role: Mapped[str] = mapped_column(String(10))
+
+    member: Mapped[ImageSetMember] = relationship()
     image: Mapped[Image] = relationship()
 
 
