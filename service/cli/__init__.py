@@ -17,6 +17,7 @@ from service.cli.context import CliContext
 from service.cli.database import db
 from service.cli.demo import demo
 from service.cli.export import export
+from service.cli.images import images
 from service.cli.jobs import generate, jobs, worker
 from service.cli.machine import machine
 from service.cli.models import models
@@ -36,6 +37,7 @@ def fvlab(ctx: click.Context) -> None:
 for _command in (db, admin, serve, generate, worker, jobs, study, export, analyze, simulate,
                  power, models, demo, machine):
     fvlab.add_command(_command)
+fvlab.add_command(images)
 
 
 def main() -> None:
