@@ -213,7 +213,7 @@ def _insert_stimulus(session: Session, values: dict[str, Any]) -> int:
     statement = (
         insert(Stimulus)
         .values(**values)
-        .on_conflict_do_nothing(index_elements=["direction_id", "replicate"])
+        .on_conflict_do_nothing(index_elements=["direction_id", "sign", "replicate"])
         .returning(Stimulus.id)
     )
     # RETURNING, not rowcount: through the psycopg dialect this insert's rowcount reads -1.
