@@ -120,9 +120,11 @@ def fold_batch_norm(owner: nn.Module, conv_name: str, bn_name: str) -> None:
     """
     conv: SameConv2d = getattr(owner, conv_name)
     bn: nn.BatchNorm2d = getattr(owner, bn_name)
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    mean, var = bn.running_mean, bn.running_var
+    assert mean is not None and var is not None  # batch_norm() always tracks running statistics
+    scale = bn.weight / torch.sqrt(var + bn.eps)
     conv.weight.mul_(scale.view(-1, 1, 1, 1))
-    conv.bias = nn.Parameter(bn.bias - bn.running_mean * scale, requires_grad=False)
+    conv.bias = nn.Parameter(bn.bias - mean * scale, requires_grad=False)
     setattr(owner, bn_name, nn.Identity())
 
 

@@ -137,7 +137,7 @@ def load_embedder(
         except ImportError as exc:
             raise EmbeddingError(str(exc)) from exc
         size = VARIANTS[name].resolution
-        return PooledEmbedder(name, net.to(device), POOLED_LAYERS[name], size)  # type: ignore[arg-type]
+        return PooledEmbedder(name, net.to(device), POOLED_LAYERS[name], size)
     if name in POOLED_LAYERS:
         from service.featurevis.zoo import ModelError, find_weights, load_model
 
