@@ -5,8 +5,9 @@ with stated defaults, recorded in results.json), and the report shows the result
 without them, so an exclusion can never be the reason a finding appears.
 
 An annotator is excluded when any of these holds:
-- catch: they answered more than `max_catch_fail` of their catch trials wrongly (yes on a
-  negative item, no on a positive one), given at least `min_catch_trials` catch trials;
+- catch: they answered more than `max_catch_fail` of their catch trials wrongly (not the
+  `expected_answer`: yes on a negative item, no on a positive one), given at least
+  `min_catch_trials` catch trials;
 - fast: more than `max_fast_share` of their ratings came faster than `min_rt_ms`;
 - one-button: every one of their (at least `min_ratings_for_same`) ratings has the same answer.
 """
@@ -17,6 +18,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+
+from service.studies.ratings_file import CATCH_CONDITIONS, expected_answer
+
+# Catch conditions an attentive annotator answers yes to (the rule lives in ratings_file).
+_YES_EXPECTED = [condition.value for condition in CATCH_CONDITIONS if expected_answer(condition)]
 
 
 @dataclass(frozen=True)
@@ -63,8 +69,8 @@ def find_exclusions(ratings: pd.DataFrame, rule: ExclusionRule) -> Exclusions:
     """Apply `rule` to every annotator; vectorised over ratings with one groupby."""
     condition = ratings["condition"].to_numpy(dtype=object)
     yes = ratings["interpretable"].to_numpy(dtype=np.int64)
-    is_catch = np.isin(condition, ("catch_positive", "catch_negative"))
-    wrong = is_catch & (yes != (condition == "catch_positive"))
+    is_catch = np.isin(condition, [c.value for c in CATCH_CONDITIONS])
+    wrong = is_catch & (yes != np.isin(condition, _YES_EXPECTED))
     per = pd.DataFrame({
         "annotator_id": ratings["annotator_id"].to_numpy(dtype=np.int64),
         "catch": is_catch,

@@ -17,6 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from analysis.verdict import level_label  # noqa: E402
+
 CONDITION_COLORS = {"basis": "#1f77b4", "random": "#ff7f0e", "catch_positive": "#2ca02c",
                     "catch_negative": "#7f7f7f"}
 
@@ -37,7 +39,7 @@ def _errorbar(ax: plt.Axes, x: float, entry: dict[str, Any], color: str) -> None
 
 
 def rates(results: dict[str, Any], path: Path) -> Path:
-    """Yes-rate per condition with 95% bootstrap intervals."""
+    """Yes-rate per condition with its bootstrap intervals (at the analysis' level)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     names = list(CONDITION_COLORS)
     for i, name in enumerate(names):
@@ -45,7 +47,8 @@ def rates(results: dict[str, Any], path: Path) -> Path:
     ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names])
     ax.set_ylim(0, 1)
     ax.set_ylabel("share rated interpretable")
-    ax.set_title("Rate per condition (95% stimulus-bootstrap CI)")
+    level = level_label(results["settings"]["level"])
+    ax.set_title(f"Rate per condition ({level} stimulus-bootstrap CI)")
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 

@@ -18,7 +18,7 @@ from statsmodels.stats.multitest import multipletests
 
 from analysis.agreement import agreement, alpha
 from analysis.estimate import Estimates, Options, estimate
-from analysis.exclusions import ExclusionRule, apply_exclusions, find_exclusions
+from analysis.exclusions import ExclusionRule, Exclusions, apply_exclusions, find_exclusions
 from analysis.glm import odds_ratio
 from analysis.mixed import mixed_model
 from analysis.verdict import verdict
@@ -36,6 +36,16 @@ class AnalysisConfig:
     min_rate: float = 0.2
     alpha: float = 0.05
     mixed_max_ratings: int = 4_000
+
+
+def exclude(ratings: pd.DataFrame, rule: ExclusionRule) -> tuple[Exclusions, pd.DataFrame]:
+    """The pre-declared exclusions and the ratings they keep: the first step of every analysis
+    (and of every simulated study `analysis.power` runs). ValueError when no one is kept."""
+    excluded = find_exclusions(ratings, rule)
+    kept = apply_exclusions(ratings, excluded)
+    if kept.empty:
+        raise ValueError("the exclusion rules removed every annotator; nothing to analyse")
+    return excluded, kept
 
 
 def _stimulus_rows(ratings: pd.DataFrame) -> pd.DataFrame:
@@ -92,11 +102,8 @@ def analyze(
         clock = now
 
     ratings = ratings[list(ANALYSIS_COLUMNS)]  # a slim copy: every filter below moves less
-    excluded = find_exclusions(ratings, config.rule)
-    kept = apply_exclusions(ratings, excluded)
+    excluded, kept = exclude(ratings, config.rule)
     stage("exclusions")
-    if kept.empty:
-        raise ValueError("the exclusion rules removed every annotator; nothing to analyse")
     found, overall_or = _core(kept, config)
     stage("estimates (bootstrap, permutation, GLM)")
     stim = _stimulus_rows(kept)
@@ -112,13 +119,14 @@ def analyze(
         entry["agreement"] = {"krippendorff_alpha": alpha(layer_rows)}
     stage("agreement")
     decided = verdict(found.rates, found.difference, min_rate=config.min_rate,
-                      alpha=config.alpha)
+                      alpha=config.alpha, level=config.options.level)
     if excluded.annotators:
         raw, raw_or = _core(ratings, config)
         without = {"n_ratings": len(ratings), "rates": raw.rates, "difference": raw.difference,
                    "odds_ratio": raw_or, "verdict": verdict(raw.rates, raw.difference,
                                                             min_rate=config.min_rate,
-                                                            alpha=config.alpha)}
+                                                            alpha=config.alpha,
+                                                            level=config.options.level)}
     else:
         without = {"same_as_main": True}
     stage("without exclusions")

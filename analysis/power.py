@@ -1,8 +1,10 @@
 """Power by simulation: how likely a planned study is to detect a given difference.
 
-Each simulated study goes through the same estimates and verdict as a real one (bootstrap
-interval, stimulus-level permutation test), so the power reported is the power of the analysis
-fvlab will actually run, including the crossed design's loss of information.
+Each simulated study goes through the same steps as a real one: the pre-declared exclusions
+first (careless annotators dropped by the same rules), then the estimates and the verdict
+(bootstrap interval, stimulus-level permutation test). So the power reported is the power of the
+analysis fvlab will actually run, including the crossed design's loss of information and the
+ratings the exclusions take away.
 """
 
 from __future__ import annotations
@@ -13,15 +15,20 @@ from typing import Any
 import numpy as np
 
 from analysis.estimate import Options, estimate
+from analysis.exclusions import ExclusionRule
+from analysis.pipeline import exclude
 from analysis.simulate import CrowdSpec, simulate
 from analysis.verdict import verdict
 
 
 def power(
     spec: CrowdSpec, n_studies: int = 200, options: Options | None = None,
-    min_rate: float = 0.2, alpha: float = 0.05,
+    min_rate: float = 0.2, alpha: float = 0.05, rule: ExclusionRule | None = None,
 ) -> dict[str, Any]:
     """Simulate `n_studies` studies of design `spec`; share of verdicts that come out true.
+
+    `rule` is the exclusion rule the analysis will apply (default: its pre-declared one); a
+    study whose exclusions leave no one counts as a study that found nothing.
 
     Returns:
         `{n_studies, basis_more_often, random_often_interpretable, finding_reproduced,
@@ -31,14 +38,20 @@ def power(
     if n_studies < 1:
         raise ValueError("n_studies must be at least 1")
     options = options or Options(n_boot=500, n_perm=500)
+    rule = rule or ExclusionRule()
     hits = {"basis_more_often": 0, "random_often_interpretable": 0, "finding_reproduced": 0}
     covered, widths = 0, []
     for i in range(n_studies):
         # the simulator writes well-formed export rows by construction (tests validate them),
         # so the per-study validation pass is skipped here to keep large runs fast
         ratings, truth = simulate(replace(spec, seed=spec.seed * 1_000_003 + i))
-        found = estimate(ratings, replace(options, seed=options.seed + i))
-        decided = verdict(found.rates, found.difference, min_rate=min_rate, alpha=alpha)
+        try:
+            _, kept = exclude(ratings, rule)
+        except ValueError:  # everyone excluded: this study finds nothing
+            continue
+        found = estimate(kept, replace(options, seed=options.seed + i))
+        decided = verdict(found.rates, found.difference, min_rate=min_rate, alpha=alpha,
+                          level=options.level)
         for key in hits:
             hits[key] += bool(decided[key])
         lo, hi = found.difference["ci"]

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures
+from analysis.verdict import level_label
 
 PACKAGES = ("numpy", "pandas", "scipy", "statsmodels", "matplotlib", "krippendorff", "fvlab")
 
@@ -75,6 +76,8 @@ def _html(results: dict[str, Any], pictures: dict[str, Path]) -> str:
     v, d, o, m = (results["verdict"], results["difference"], results["odds_ratio"],
                   results["mixed_model"])
     sec = results["secondary"]
+    level = level_label(results["settings"]["level"])
+    ci = f"{level} CI"
     parts = [
         "<h1>fvlab: are basis directions more interpretable than random directions?</h1>",
         f"<p class='verdict'>{html.escape(v['explanation'])}</p>",
@@ -84,10 +87,10 @@ def _html(results: dict[str, Any], pictures: dict[str, Path]) -> str:
         f"<p>{results['n_ratings']} ratings by {results['n_annotators']} annotators of "
         f"{results['n_stimuli']} stimuli after exclusions "
         f"({sec['n_ratings_before_exclusions']} before).</p>",
-        "<h2>Rates (95% percentile bootstrap over stimuli)</h2>",
-        _table(["condition", "rate", "95% CI", "ratings"], _rates_rows(results["rates"])),
+        f"<h2>Rates ({level} percentile bootstrap over stimuli)</h2>",
+        _table(["condition", "rate", ci, "ratings"], _rates_rows(results["rates"])),
         "<h2>Basis − random</h2>",
-        _table(["statistic", "estimate", "95% CI", "p", "method"], [
+        _table(["statistic", "estimate", ci, "p", "method"], [
             ["difference", _fmt(d["estimate"]), _ci(d["ci"]), _fmt(d["p_value"]),
              html.escape(d["method"])],
             ["odds ratio", _fmt(o["estimate"]), _ci(o["ci"]), _fmt(o["p_value"]),
@@ -107,7 +110,7 @@ def _html(results: dict[str, Any], pictures: dict[str, Path]) -> str:
              f"{_fmt(e['odds_ratio']['estimate'])} {_ci(e['odds_ratio']['ci'])}",
              _fmt(e["agreement"]["krippendorff_alpha"])] for e in results["per_layer"]]),
         "<h2>Confidence (1–5, secondary outcome)</h2>",
-        _table(["condition", "mean", "95% CI", "ratings"], [
+        _table(["condition", "mean", ci, "ratings"], [
             [name, _fmt(r["p"]), _ci(r["ci"]), str(r["n"])]
             for name, r in sec["confidence"]["mean"].items()]),
         f"<p>Basis − random mean confidence: {_fmt(sec['confidence']['difference']['estimate'])}"
@@ -126,7 +129,7 @@ def _html(results: dict[str, Any], pictures: dict[str, Path]) -> str:
     without = sec["without_exclusions"]
     if "rates" in without:
         parts += ["<h3>Without exclusions</h3>",
-                  _table(["condition", "rate", "95% CI", "ratings"], _rates_rows(without["rates"])),
+                  _table(["condition", "rate", ci, "ratings"], _rates_rows(without["rates"])),
                   f"<p>Difference {_fmt(without['difference']['estimate'])} "
                   f"{_ci(without['difference']['ci'])}; "
                   f"{html.escape(without['verdict']['explanation'])}</p>"]

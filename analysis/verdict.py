@@ -19,11 +19,20 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def level_label(level: float) -> str:
+    """A confidence level as people write it: 0.95 → "95%", 0.975 → "97.5%"."""
+    return f"{100 * level:.10g}%"
+
+
 def verdict(
     rates: dict[str, dict[str, Any]], difference: dict[str, Any], *, min_rate: float = 0.2,
-    alpha: float = 0.05,
+    alpha: float = 0.05, level: float = 0.95,
 ) -> dict[str, Any]:
-    """Return `{random_often_interpretable, basis_more_often, finding_reproduced, explanation}`."""
+    """Return `{random_often_interpretable, basis_more_often, finding_reproduced, explanation}`.
+
+    `level` is the confidence level the intervals were built at; the explanation names it.
+    """
+    ci = f"{level_label(level)} CI"
     random = rates.get("random", {})
     negative = rates.get("catch_negative", {})
     random_lo = random.get("ci", [None, None])[0]
@@ -42,7 +51,7 @@ def verdict(
                    f"the {_pct(min_rate)} floor (no negative catch items to compare with)")
         sentences.append(
             f"Random directions were rated interpretable {_pct(random.get('p'))} of the time "
-            f"(95% CI {_pct(random_lo)}–{_pct(random['ci'][1])}); the lower bound is "
+            f"({ci} {_pct(random_lo)}–{_pct(random['ci'][1])}); the lower bound is "
             f"{'above' if often else 'not above'} {against}, so random directions "
             f"{'are' if often else 'are not shown to be'} often interpretable.")
 
@@ -56,7 +65,7 @@ def verdict(
         more = lo > 0 and p_value < alpha
         sentences.append(
             f"Basis directions were rated interpretable {_pct(rates['basis']['p'])} of the "
-            f"time, {100 * estimate:+.1f} points versus random (95% CI {100 * lo:+.1f} to "
+            f"time, {100 * estimate:+.1f} points versus random ({ci} {100 * lo:+.1f} to "
             f"{100 * hi:+.1f}, permutation p = {p_value:.3g}); basis directions "
             f"{'are' if more else 'are not shown to be'} interpretable more often "
             f"(criterion: interval above 0 and p < {alpha}).")

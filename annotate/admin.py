@@ -23,6 +23,7 @@ from annotate.auth import (
     throttle,
 )
 from annotate.database import get_engine
+from service.featurevis.kinds import Objective, RandomKind
 from service.generation.jobs import JobError, JobRequest, cancel, get_job, list_jobs, submit
 from service.store.accounts import authenticate
 
@@ -31,8 +32,9 @@ bp.register_blueprint(admin_studies.bp)
 protect(bp, public={"admin.login"})
 
 JOB_DEFAULTS = {"model": "efficientnet_lite0", "layers": "blocks.10", "n_basis": "16",
-                "n_random": "16", "random_kind": "gaussian", "objective": "dot",
-                "image_size": "128", "steps": "512", "lr": "0.05", "seed": "", "name": ""}
+                "n_random": "16", "random_kind": RandomKind.GAUSSIAN.value,
+                "objective": Objective.DOT.value, "image_size": "128", "steps": "512", "lr": "0.05",
+                "seed": "", "name": ""}
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -71,7 +73,7 @@ def index() -> WerkzeugResponse:
 def _jobs_page(form: dict[str, str], error: str | None = None,
                status: int = 200) -> tuple[str, int]:
     page = render_template("admin/jobs.html", jobs=list_jobs(get_engine()), form=form,
-                           error=error)
+                           error=error, random_kinds=list(RandomKind), objectives=list(Objective))
     return page, status
 
 

@@ -28,7 +28,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from annotate.admin_forms import FormError, int_field
 from annotate.database import get_engine
 from service.generation.jobs import JobSummary, list_jobs
-from service.store.models import Study
+from service.store.models import JobStatus, Study, StudyStatus
 from service.studies.progress import contact_sheet, stimulus_png, study_progress
 from service.studies.study import (
     DEFAULT_QUESTION,
@@ -62,7 +62,7 @@ def _study_or_404(study_id: int) -> Study:
 
 
 def _finished_jobs() -> list[JobSummary]:
-    return [job for job in list_jobs(get_engine()) if job.status == "done"]
+    return [job for job in list_jobs(get_engine()) if job.status == JobStatus.DONE]
 
 
 def _index_page(form: dict[str, str], chosen: list[int], error: str | None = None,
@@ -114,7 +114,7 @@ def detail(study_id: int) -> Response:
         redirect_url=effective_redirect(study),
     )
     return Response(page, headers={"Refresh": str(REFRESH_SECONDS)}
-                    if study.status == "open" else {})
+                    if study.status == StudyStatus.OPEN else {})
 
 
 @bp.get("/<int:study_id>/progress.json")

@@ -22,7 +22,7 @@ from annotate.current import current_session, session_token
 from annotate.database import get_db, get_engine
 from annotate.rating_input import MAX_BODY_BYTES, RatingInput, RatingInputError, parse_rating
 from service.store.db import unit_of_work, utcnow
-from service.store.models import AnnotationSession, Rating, Study, Trial
+from service.store.models import AnnotationSession, Rating, SessionStatus, Study, Trial, TrialKind
 from service.store.tokens import is_token
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -68,11 +68,11 @@ def _progress(status: str, slug: str, trials: list[tuple[str, bool]]) -> dict[st
     """The state the page shows, from each trial's (kind, answered) already in hand."""
     practice_total = practice_done = trials_total = trials_done = 0
     for kind, answered in trials:
-        if kind == "practice":
+        if kind == TrialKind.PRACTICE:
             practice_total, practice_done = practice_total + 1, practice_done + answered
         else:  # stimulus and catch trials look and count the same to the annotator
             trials_total, trials_done = trials_total + 1, trials_done + answered
-    if status != "active":
+    if status != SessionStatus.ACTIVE:
         phase = "done"
     elif practice_done < practice_total:
         phase = "practice"
@@ -158,7 +158,7 @@ def upcoming() -> Response:
         _session_or_401(db)  # none left, or no such session: only the latter is an error
     return jsonify(
         trials=[
-            {"token": t.token, "practice": t.kind == "practice",
+            {"token": t.token, "practice": t.kind == TrialKind.PRACTICE,
              "image": url_for("images.image", token=t.token),
              "shown": url_for("api.shown", token=t.token),
              "rating": url_for("api.rate", token=t.token)}
@@ -231,10 +231,10 @@ def _store(db: Session, rows: list[Any], trial: Any, rating: RatingInput,
     reservation = current_app.config.get("RESERVATION", DEFAULT_RESERVATION)
     changes: dict[str, Any] = {"reserved_until": now + reservation}
     remaining = [kind for kind, answered in trials if not answered]
-    if trial.kind == "practice" and "practice" not in remaining:
+    if trial.kind == TrialKind.PRACTICE and TrialKind.PRACTICE not in remaining:
         changes["practice_done_at"] = now
     if not remaining:
-        changes.update(status="completed", finished_at=now,
+        changes.update(status=SessionStatus.COMPLETED, finished_at=now,
                        completion_code=trial.completion_code)
     conn.execute(_SESSIONS.update().where(_SESSIONS.c.id == session_id).values(**changes))
     return _progress(changes.get("status", trial.status), trial.slug, trials)
@@ -277,7 +277,7 @@ def rate(token: str) -> tuple[Response, int] | Response:
                 raise _refusal_for_no_row(db)
             if trial.rating_id is not None:
                 return _repeat_of(rows, trial, submitted)
-            if trial.status != "active":
+            if trial.status != SessionStatus.ACTIVE:
                 raise ApiError(409, "this session is finished", "token")
             progress = _store(db, rows, trial, submitted, owner)
     except IntegrityError:

@@ -33,10 +33,13 @@ from service.store.models import (
     Direction,
     Image,
     Rating,
+    SessionStatus,
     Stimulus,
     Study,
+    StudyStatus,
     StudyStimulus,
     Trial,
+    TrialKind,
 )
 from service.store.tokens import new_token
 from service.studies.catch import catch_items, catch_pool_complete, ensure_catch_items
@@ -69,7 +72,7 @@ class Identity:
 def _open_reservation(now: datetime) -> ColumnElement[bool]:
     return and_(
         Rating.id.is_(None),
-        AnnotationSession.status == "active",
+        AnnotationSession.status == SessionStatus.ACTIVE,
         AnnotationSession.reserved_until > now,
     )
 
@@ -84,7 +87,7 @@ def item_loads(db: Session, study_id: int, now: datetime) -> dict[int, tuple[int
         )
         .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
         .outerjoin(Rating, Rating.trial_id == Trial.id)
-        .where(AnnotationSession.study_id == study_id, Trial.kind == "stimulus")
+        .where(AnnotationSession.study_id == study_id, Trial.kind == TrialKind.STIMULUS)
         .where(or_(Rating.id.is_not(None), _open_reservation(now)))
         .group_by(Trial.stimulus_id)
     ).all()
@@ -158,7 +161,7 @@ def _choices(items: list[CatchItem]) -> list[CatchChoice]:
 
 def _prepare(db: Session, slug: str, identity: Identity) -> _Prepared:
     study = db.scalars(select(Study).where(Study.slug == slug)).first()
-    if study is None or study.status == "draft":
+    if study is None or study.status == StudyStatus.DRAFT:
         raise StartRefused("not_found")
     stimuli = [(int(sid), str(kind)) for sid, kind in db.execute(
         select(Stimulus.id, Direction.kind)
@@ -185,7 +188,8 @@ def release_taken_items(db: Session, study: Study, session: AnnotationSession,
     loads = item_loads(db, study.id, now)
     for trial in db.scalars(
         select(Trial).outerjoin(Rating, Rating.trial_id == Trial.id)
-        .where(Trial.session_id == session.id, Trial.kind == "stimulus", Rating.id.is_(None))
+        .where(Trial.session_id == session.id, Trial.kind == TrialKind.STIMULUS,
+               Rating.id.is_(None))
         .order_by(Trial.position)
     ):
         done, reserved = loads.get(trial.stimulus_id, (0, 0))  # type: ignore[arg-type]
@@ -205,7 +209,7 @@ def _start_locked(db: Session, slug: str, identity: Identity, prepared: _Prepare
     """Under the study's lock: resume the person's session, or count every item's load and
     reserve a new session's trials. Kept to a few statements, since starts queue on this lock."""
     study = db.scalars(select(Study).where(Study.slug == slug).with_for_update()).first()
-    if study is None or study.status == "draft":
+    if study is None or study.status == StudyStatus.DRAFT:
         raise StartRefused("not_found")
     annotator_id = prepared.annotator_id
     existing = None if annotator_id is None else db.scalars(
@@ -215,13 +219,13 @@ def _start_locked(db: Session, slug: str, identity: Identity, prepared: _Prepare
         )
     ).first()
     if existing is not None:
-        if existing.status != "active":
+        if existing.status != SessionStatus.ACTIVE:
             raise StartRefused("already_done")
         if reservation_lapsed(existing.reserved_until, now):
             release_taken_items(db, study, existing, now)
         existing.reserved_until = now + reservation
         return existing.token
-    if study.status != "open":
+    if study.status != StudyStatus.OPEN:
         raise StartRefused("closed")
     seen = set() if annotator_id is None else _seen_stimuli(db, annotator_id)
     candidates = _candidates(prepared, item_loads(db, study.id, now), seen,
@@ -241,7 +245,7 @@ def _start_locked(db: Session, slug: str, identity: Identity, prepared: _Prepare
     token = new_token()
     session_id = db.scalars(insert(AnnotationSession).returning(AnnotationSession.id), [{
         "study_id": study.id, "annotator_id": annotator_id, "token": token,
-        "status": "active", "external_study_id": identity.external_study_id,
+        "status": SessionStatus.ACTIVE, "external_study_id": identity.external_study_id,
         "external_session_id": identity.external_session_id,
         "assignment_id": identity.assignment_id, "turk_submit_to": identity.turk_submit_to,
         "started_at": now, "consent_at": now, "reserved_until": now + reservation,

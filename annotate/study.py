@@ -13,7 +13,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import quote
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from sqlalchemy import case, exists, select, update
@@ -24,16 +23,25 @@ from annotate.assign import DEFAULT_RESERVATION, Identity, StartRefused, start_s
 from annotate.current import current_session, remember
 from annotate.database import get_db, get_engine
 from service.store.db import unit_of_work, utcnow
-from service.store.models import AnnotationSession, Annotator, Study, Trial
+from service.store.models import (
+    AnnotationSession,
+    Annotator,
+    AnnotatorSource,
+    SessionStatus,
+    Study,
+    StudyStatus,
+    Trial,
+    TrialKind,
+)
 from service.store.tokens import new_token
 from service.studies.catch import instruction_examples
+from service.studies.study import effective_redirect
 
 bp = Blueprint("study", __name__, url_prefix="/study")
 
 EXTERNAL_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 MTURK_HOSTS = ("https://www.mturk.com", "https://workersandbox.mturk.com")
-PROLIFIC_COMPLETE = "https://app.prolific.com/submissions/complete?cc={code}"
 ENTRY_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "workerId", "assignmentId",
                 "hitId", "turkSubmitTo")
 MESSAGES = {
@@ -63,7 +71,7 @@ def parse_entry(params: Mapping[str, str]) -> Entry:
         if value and not EXTERNAL_ID.match(value) and name != "turkSubmitTo":
             raise BadLink(f"the study link's {name} is not a valid id")
     if params.get("PROLIFIC_PID"):
-        return Entry(Identity("prolific", params["PROLIFIC_PID"],
+        return Entry(Identity(AnnotatorSource.PROLIFIC, params["PROLIFIC_PID"],
                               external_study_id=params.get("STUDY_ID") or None,
                               external_session_id=params.get("SESSION_ID") or None))
     assignment = params.get("assignmentId")
@@ -76,7 +84,8 @@ def parse_entry(params: Mapping[str, str]) -> Entry:
         submit_to = (params.get("turkSubmitTo") or MTURK_HOSTS[0]).rstrip("/")
         if submit_to not in MTURK_HOSTS:
             raise BadLink("turkSubmitTo must be MTurk's own site")
-        return Entry(Identity("mturk", worker, external_study_id=params.get("hitId") or None,
+        return Entry(Identity(AnnotatorSource.MTURK, worker,
+                              external_study_id=params.get("hitId") or None,
                               assignment_id=assignment, turk_submit_to=submit_to))
     return Entry(None)
 
@@ -88,12 +97,12 @@ def message(reason: str) -> tuple[str, int]:
 
 def _study(slug: str) -> Study | None:
     study = get_db().scalars(select(Study).where(Study.slug == slug)).first()
-    return None if study is None or study.status == "draft" else study
+    return None if study is None or study.status == StudyStatus.DRAFT else study
 
 
 def _step_url(session: AnnotationSession) -> str:
     slug = session.study.slug
-    if session.status != "active":
+    if session.status != SessionStatus.ACTIVE:
         return url_for("study.done", slug=slug)
     if session.instructions_done_at is None:
         return url_for("study.instructions", slug=slug)
@@ -135,11 +144,11 @@ def enter(slug: str) -> WerkzeugResponse | tuple[str, int] | str:
     if entry.identity is not None:
         existing = _existing_session(study, entry.identity)
         if existing is not None:
-            if existing.status != "active":
+            if existing.status != SessionStatus.ACTIVE:
                 return message("already_done")
             remember(existing.token)
             return redirect(_step_url(existing))
-    if study.status != "open":
+    if study.status != StudyStatus.OPEN:
         return message("closed")
     hidden = {name: request.args[name] for name in ENTRY_PARAMS if request.args.get(name)}
     return render_template("study/consent.html", study=study, hidden=hidden)
@@ -166,7 +175,7 @@ def start(slug: str) -> WerkzeugResponse | tuple[str, int]:
                                error="Please tick the box to give your consent, or close "
                                      "this page if you do not want to take part.")
         return page, 400
-    identity = entry.identity or Identity("anonymous", f"anon-{new_token()}")
+    identity = entry.identity or Identity(AnnotatorSource.ANONYMOUS, f"anon-{new_token()}")
     reservation = current_app.config.get("RESERVATION", DEFAULT_RESERVATION)
     try:
         token = start_session(get_engine(), slug, identity, reservation=reservation)
@@ -204,7 +213,8 @@ def instructions_done(slug: str) -> WerkzeugResponse:
         return redirect(url_for("study.enter", slug=slug))
     if session.instructions_done_at is None:
         now = utcnow()
-        has_practice = exists().where(Trial.session_id == session.id, Trial.kind == "practice")
+        has_practice = exists().where(Trial.session_id == session.id,
+                                      Trial.kind == TrialKind.PRACTICE)
         _stamp_once(session, AnnotationSession.instructions_done_at, now,
                     # nothing to practise: practice is over when it would start
                     practice_done_at=case((has_practice, AnnotationSession.practice_done_at),
@@ -217,7 +227,7 @@ def trials(slug: str) -> WerkzeugResponse | str:
     session = _own_session(slug)
     if session is None:
         return redirect(url_for("study.enter", slug=slug))
-    if session.status != "active" or session.instructions_done_at is None:
+    if session.status != SessionStatus.ACTIVE or session.instructions_done_at is None:
         return redirect(_step_url(session))
     return render_template("study/trials.html", study=session.study)
 
@@ -226,10 +236,10 @@ def _handoff(session: AnnotationSession) -> tuple[str | None, str | None]:
     """(Prolific-style redirect URL, MTurk externalSubmit URL) for the end page."""
     code = session.completion_code or session.study.completion_code
     source = session.annotator.source
-    if source == "mturk" and session.turk_submit_to and session.assignment_id:
+    if source == AnnotatorSource.MTURK and session.turk_submit_to and session.assignment_id:
         return None, f"{session.turk_submit_to}/mturk/externalSubmit"
-    if source == "prolific":
-        return session.study.redirect_url or PROLIFIC_COMPLETE.format(code=quote(code)), None
+    if source == AnnotatorSource.PROLIFIC:
+        return effective_redirect(session.study, code), None
     return session.study.redirect_url, None
 
 
@@ -238,9 +248,9 @@ def done(slug: str) -> WerkzeugResponse | str:
     session = _own_session(slug)
     if session is None:
         return redirect(url_for("study.enter", slug=slug))
-    if session.status == "active":
+    if session.status == SessionStatus.ACTIVE:
         return redirect(_step_url(session))
-    if session.status != "completed":
+    if session.status != SessionStatus.COMPLETED:
         return message("already_done")
     redirect_url, mturk_url = _handoff(session)
     return render_template("study/done.html", study=session.study, session=session,

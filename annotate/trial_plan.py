@@ -10,10 +10,9 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
-Condition = Literal["basis", "random"]
-TrialKind = Literal["stimulus", "catch", "practice"]
+from service.featurevis.kinds import DirectionKind
+from service.store.models import CatchKind, TrialKind
 
 
 @dataclass(frozen=True)
@@ -21,14 +20,14 @@ class Candidate:
     """A stimulus this annotator may still rate, with its current load (rated + reserved)."""
 
     stimulus_id: int
-    condition: Condition
+    condition: DirectionKind
     load: int
 
 
 @dataclass(frozen=True)
 class CatchChoice:
     catch_item_id: int
-    kind: Literal["positive", "negative"]
+    kind: CatchKind
 
 
 @dataclass(frozen=True)
@@ -69,14 +68,11 @@ def choose_stimuli(candidates: Sequence[Candidate], wanted: int, rng: random.Ran
     """Least-loaded stimuli, conditions balanced, returned in a random interleaved order."""
     by_condition = {
         condition: [c for c in candidates if c.condition == condition]
-        for condition in ("basis", "random")
+        for condition in DirectionKind
     }
-    n_basis, n_random = balanced_counts(
-        len(by_condition["basis"]), len(by_condition["random"]), wanted, rng
-    )
-    chosen = _least_loaded(by_condition["basis"], n_basis, rng) + _least_loaded(
-        by_condition["random"], n_random, rng
-    )
+    basis, random_ = by_condition[DirectionKind.BASIS], by_condition[DirectionKind.RANDOM]
+    n_basis, n_random = balanced_counts(len(basis), len(random_), wanted, rng)
+    chosen = _least_loaded(basis, n_basis, rng) + _least_loaded(random_, n_random, rng)
     rng.shuffle(chosen)
     return chosen
 
@@ -91,18 +87,19 @@ def catch_count(n_stimuli: int, catch_every: int) -> int:
 def _pick_catch(pool: Sequence[CatchChoice], count: int, rng: random.Random) -> list[CatchChoice]:
     """`count` catch items, half positive and half negative (odd one random), no repeats while
     the pool lasts."""
-    positives = [c for c in pool if c.kind == "positive"]
-    negatives = [c for c in pool if c.kind == "negative"]
+    positives = [c for c in pool if c.kind == CatchKind.POSITIVE]
+    negatives = [c for c in pool if c.kind == CatchKind.NEGATIVE]
     rng.shuffle(positives)
     rng.shuffle(negatives)
-    kinds = ["positive", "negative"] * (count // 2)
+    both = [CatchKind.POSITIVE, CatchKind.NEGATIVE]
+    kinds = both * (count // 2)
     if count % 2:
-        kinds.append(rng.choice(["positive", "negative"]))
+        kinds.append(rng.choice(both))
     rng.shuffle(kinds)
     picked: list[CatchChoice] = []
-    used = {"positive": 0, "negative": 0}
+    used = dict.fromkeys(both, 0)
     for kind in kinds:
-        source = positives if kind == "positive" else negatives
+        source = positives if kind == CatchKind.POSITIVE else negatives
         if not source:
             source = negatives or positives
         picked.append(source[used[source[0].kind] % len(source)])
@@ -113,13 +110,14 @@ def _pick_catch(pool: Sequence[CatchChoice], count: int, rng: random.Random) -> 
 def interleave_catch(stimuli: Sequence[int], catch: Sequence[CatchChoice],
                      rng: random.Random) -> list[PlannedTrial]:
     """Insert one catch item at a random place in each of len(catch) equal blocks of stimuli."""
-    trials = [PlannedTrial("stimulus", stimulus_id=s) for s in stimuli]
+    trials = [PlannedTrial(TrialKind.STIMULUS, stimulus_id=s) for s in stimuli]
     n, c = len(stimuli), len(catch)
     # Insert from the last block backwards so earlier insertion points keep their meaning.
     for block in reversed(range(c)):
         start, end = block * n // c, (block + 1) * n // c
         at = rng.randint(start, end)
-        trials.insert(at, PlannedTrial("catch", catch_item_id=catch[block].catch_item_id))
+        trials.insert(at, PlannedTrial(TrialKind.CATCH,
+                                       catch_item_id=catch[block].catch_item_id))
     return trials
 
 
@@ -138,5 +136,6 @@ def plan_session(candidates: Sequence[Candidate], trials_per_session: int, catch
     spare = [c for c in catch_pool if c.catch_item_id not in used]
     practice_source = list(spare if len(spare) >= practice_count else catch_pool)
     practice_items = _pick_catch(practice_source, practice_count, rng) if practice_source else []
-    practice = [PlannedTrial("practice", catch_item_id=c.catch_item_id) for c in practice_items]
+    practice = [PlannedTrial(TrialKind.PRACTICE, catch_item_id=c.catch_item_id)
+                for c in practice_items]
     return practice + interleave_catch(stimuli, catch, rng)

@@ -34,10 +34,35 @@ _DESIGN_OPTIONS = [
 ]
 
 
-def _design(function):  # type: ignore[no-untyped-def]
-    for option in reversed(_DESIGN_OPTIONS):
-        function = option(function)
-    return function
+# The pre-declared exclusion rules: `analyze` applies them, and `power` applies the same ones to
+# every simulated study, so that it measures the analysis fvlab runs.
+_EXCLUSION_OPTIONS = [
+    click.option("--max-catch-fail", type=click.FloatRange(0, 1), default=0.4, show_default=True,
+                 help="Exclude annotators failing more than this share of catch trials."),
+    click.option("--min-rt-ms", type=click.IntRange(0), default=500, show_default=True,
+                 help="Responses faster than this are 'too fast'."),
+    click.option("--max-fast-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+                 help="Exclude annotators with more than this share of too-fast responses."),
+]
+
+
+def _options(options: list):  # type: ignore[no-untyped-def, type-arg]
+    def apply(function):  # type: ignore[no-untyped-def]
+        for option in reversed(options):
+            function = option(function)
+        return function
+    return apply
+
+
+_design = _options(_DESIGN_OPTIONS)
+_exclusions = _options(_EXCLUSION_OPTIONS)
+
+
+def _rule(max_catch_fail: float, min_rt_ms: int, max_fast_share: float):  # type: ignore[no-untyped-def]
+    from analysis.exclusions import ExclusionRule
+
+    return ExclusionRule(max_catch_fail=max_catch_fail, min_rt_ms=min_rt_ms,
+                         max_fast_share=max_fast_share)
 
 
 def _spec(annotators: int, stimuli: int, k: int, layers: int, p_basis: float, p_random: float,
@@ -69,12 +94,7 @@ def _spec(annotators: int, stimuli: int, k: int, layers: int, p_basis: float, p_
               help="Floor for 'random directions are often interpretable'.")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True), default=0.05,
               show_default=True)
-@click.option("--max-catch-fail", type=click.FloatRange(0, 1), default=0.4, show_default=True,
-              help="Exclude annotators failing more than this share of catch trials.")
-@click.option("--min-rt-ms", type=click.IntRange(0), default=500, show_default=True,
-              help="Responses faster than this are 'too fast'.")
-@click.option("--max-fast-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Exclude annotators with more than this share of too-fast responses.")
+@_exclusions
 @pass_cli
 def analyze(cli: CliContext, ratings: Path | None, study_id: int | None, output: Path,
             n_boot: int, n_perm: int,
@@ -82,7 +102,7 @@ def analyze(cli: CliContext, ratings: Path | None, study_id: int | None, output:
             min_rt_ms: int, max_fast_share: float) -> None:
     """Analyse ratings: results.json, report.html and figures/ in OUTPUT."""
     from analysis.estimate import Options, item_table
-    from analysis.exclusions import ExclusionRule, apply_exclusions, find_exclusions
+    from analysis.exclusions import apply_exclusions, find_exclusions
     from analysis.load import RatingsError, read_ratings, validate
     from analysis.pipeline import AnalysisConfig
     from analysis.pipeline import analyze as run_analysis
@@ -92,8 +112,7 @@ def analyze(cli: CliContext, ratings: Path | None, study_id: int | None, output:
         raise click.UsageError("give exactly one of --ratings FILE or --study ID")
     config = AnalysisConfig(
         options=Options(n_boot=n_boot, n_perm=n_perm, seed=seed, two_way=two_way),
-        rule=ExclusionRule(max_catch_fail=max_catch_fail, min_rt_ms=min_rt_ms,
-                           max_fast_share=max_fast_share),
+        rule=_rule(max_catch_fail, min_rt_ms, max_fast_share),
         min_rate=min_rate, alpha=alpha)
     engine = None
     try:
@@ -146,13 +165,19 @@ def simulate(output: Path, **design: object) -> None:
 @click.option("--bootstrap", "n_boot", type=click.IntRange(100), default=500, show_default=True)
 @click.option("--permutations", "n_perm", type=click.IntRange(100), default=500,
               show_default=True)
-def power(studies: int, n_boot: int, n_perm: int, **design: object) -> None:
-    """Power of a planned study to detect the given basis − random difference."""
+@_exclusions
+def power(studies: int, n_boot: int, n_perm: int, max_catch_fail: float, min_rt_ms: int,
+          max_fast_share: float, **design: object) -> None:
+    """Power of a planned study to detect the given basis − random difference.
+
+    Every simulated study is analysed as `fvlab analyze` would: the same exclusion rules first.
+    """
     from analysis.estimate import Options
     from analysis.power import power as estimate_power
 
     spec = _spec(**design)  # type: ignore[arg-type]
-    found = estimate_power(spec, studies, Options(n_boot=n_boot, n_perm=n_perm, seed=spec.seed))
+    found = estimate_power(spec, studies, Options(n_boot=n_boot, n_perm=n_perm, seed=spec.seed),
+                           rule=_rule(max_catch_fail, min_rt_ms, max_fast_share))
     click.echo(f"design: {spec.n_stimuli} stimuli, {spec.n_annotators} annotators, "
                f"k={spec.ratings_per_item}, true difference {spec.p_basis - spec.p_random:+.3f}")
     for key in ("basis_more_often", "random_often_interpretable", "finding_reproduced"):

@@ -22,11 +22,11 @@ from sqlalchemy import Engine, select
 
 from service.cli.context import CliContext, pass_cli
 from service.config import Settings
-from service.generation.jobs import DEMO_NAME, submit_demo_if_empty, watch
+from service.generation.jobs import demo_job_id, submit_demo_if_empty, watch
 from service.store.accounts import create_user
 from service.store.db import make_engine, unit_of_work
 from service.store.migrate import upgrade
-from service.store.models import Job, Study, StudyStimulus, User
+from service.store.models import Study, StudyStimulus, User
 
 ADMIN_NAME = "admin"
 DEMO_STUDY_NAME = "Picture ratings"
@@ -60,8 +60,8 @@ def _admin_password(engine: Engine, data_dir: Path) -> str | None:
 
 
 def _demo_job_id(engine: Engine) -> int | None:
-    with unit_of_work(engine) as session:
-        return session.scalar(select(Job.id).where(Job.name == DEMO_NAME).order_by(Job.id))
+    """The job marked as the demo when it was queued; a job merely named "demo" is not it."""
+    return demo_job_id(engine)
 
 
 def _demo_study_slug(engine: Engine, job_id: int) -> str:

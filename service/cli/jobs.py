@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from service.cli.context import CliContext, pass_cli
-from service.store.models import OBJECTIVES, RANDOM_KINDS
+from service.featurevis.kinds import Objective, RandomKind
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 def _follow(engine: Engine, job_id: int) -> None:
     """Show a progress bar until the job has no shard left to render; fail unless it is done."""
     from service.generation.jobs import get_job, watch
+    from service.store.models import JobStatus
 
     job = get_job(engine, job_id)
     shown = 0
@@ -30,7 +31,7 @@ def _follow(engine: Engine, job_id: int) -> None:
             shown = job.progress
     rate = f", {job.images_per_second:.3g} images/s" if job.images_per_second else ""
     click.echo(f"job {job_id} {job.status}: {job.progress}/{job.total} images{rate}")
-    if job.status != "done":
+    if job.status != JobStatus.DONE:
         detail = f": {job.error}" if job.error else ""
         raise click.ClickException(f"job {job_id} {job.status}{detail}")
 
@@ -42,9 +43,10 @@ def _follow(engine: Engine, job_id: int) -> None:
               help="Basis directions (channels sampled without replacement) per layer.")
 @click.option("--random", "n_random", type=int, default=0, show_default=True,
               help="Random directions per layer.")
-@click.option("--random-kind", type=click.Choice(RANDOM_KINDS), default="gaussian",
-              show_default=True)
-@click.option("--objective", type=click.Choice(OBJECTIVES), default="dot", show_default=True)
+@click.option("--random-kind", type=click.Choice([kind.value for kind in RandomKind]),
+              default=RandomKind.GAUSSIAN.value, show_default=True)
+@click.option("--objective", type=click.Choice([objective.value for objective in Objective]),
+              default=Objective.DOT.value, show_default=True)
 @click.option("--size", "image_size", type=int, default=128, show_default=True,
               help="Image side (px).")
 @click.option("--steps", type=int, default=512, show_default=True, help="Optimization steps.")

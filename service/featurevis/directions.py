@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-KINDS = ("basis", "random")
-RANDOM_KINDS = ("gaussian", "orthogonal")
+from service.featurevis.kinds import DirectionKind, RandomKind, parse
 
 
 @dataclass
@@ -28,7 +27,7 @@ class DirectionSet:
     """
 
     layer: str
-    kind: str
+    kind: DirectionKind
     vectors: np.ndarray
     channels: list[int | None]
     seeds: list[int]
@@ -53,7 +52,7 @@ def sample_directions(
     kind: str,
     count: int,
     seed: int,
-    random_kind: str = "gaussian",
+    random_kind: str = RandomKind.GAUSSIAN,
 ) -> DirectionSet:
     """Draw ``count`` directions of ``kind`` in a layer with ``n_channels`` channels.
 
@@ -61,29 +60,27 @@ def sample_directions(
         ValueError: unknown kind or random kind, ``count < 0``, ``n_channels < 1``, a negative
             seed, or more directions than a basis (or an orthogonal matrix) has rows.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown direction kind {kind!r}; kinds: {', '.join(KINDS)}")
-    if random_kind not in RANDOM_KINDS:
-        raise ValueError(f"unknown random kind {random_kind!r}; kinds: {', '.join(RANDOM_KINDS)}")
+    direction_kind = parse(DirectionKind, kind, "direction kind")
+    random_kind = parse(RandomKind, random_kind, "random kind")
     if n_channels < 1:
         raise ValueError(f"a layer needs at least one channel, got {n_channels}")
     if count < 0:
         raise ValueError(f"direction count must be zero or more, got {count}")
     if seed < 0:
         raise ValueError(f"seed must be zero or more, got {seed}")
-    limited = kind == "basis" or random_kind == "orthogonal"
-    if limited and count > n_channels:
-        what = "basis directions" if kind == "basis" else "orthogonal random directions"
+    basis = direction_kind == DirectionKind.BASIS
+    if (basis or random_kind == RandomKind.ORTHOGONAL) and count > n_channels:
+        what = "basis directions" if basis else "orthogonal random directions"
         raise ValueError(f"{count} {what} requested but {layer} has only {n_channels} channels")
 
     vectors = np.zeros((count, n_channels), dtype=np.float32)
     channels: list[int | None] = [None] * count
-    if kind == "basis":
+    if basis:
         order = np.random.default_rng(_stream(seed, layer, "basis")).permutation(n_channels)
         for i in range(count):
             channels[i] = int(order[i])
             vectors[i, order[i]] = 1.0
-    elif random_kind == "orthogonal":
+    elif random_kind == RandomKind.ORTHOGONAL:
         rng = np.random.default_rng(_stream(seed, layer, "orthogonal"))
         vectors[:] = _random_orthogonal(rng, n_channels)[:count]
     else:
@@ -92,8 +89,10 @@ def sample_directions(
                 n_channels
             )
             vectors[i] = v / np.linalg.norm(v)
-    seeds = [_direction_seed(seed, layer, kind, i) for i in range(count)]
-    return DirectionSet(layer=layer, kind=kind, vectors=vectors, channels=channels, seeds=seeds)
+    seeds = [_direction_seed(seed, layer, direction_kind, i) for i in range(count)]
+    return DirectionSet(
+        layer=layer, kind=direction_kind, vectors=vectors, channels=channels, seeds=seeds
+    )
 
 
 def _random_orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-OBJECTIVES = ("dot", "cossim")
+from service.featurevis.kinds import Objective, parse
+
 COSSIM_FLOOR = 0.1  # Lucid's max(0.1, cos): keeps a gradient where the cosine is still negative
 EPS = 1e-6
 
@@ -43,9 +44,8 @@ def evaluate(
     Autocast would run the einsum in bf16 again; a sum over hundreds of channels in bf16 loses
     digits the final objective (and the natural-photo comparison) should keep.
     """
-    if name not in OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r}; objectives: {', '.join(OBJECTIVES)}")
+    objective = parse(Objective, name, "objective")
     with torch.autocast(device_type=acts.device.type, enabled=False):
         acts = acts.float()
         vectors = vectors.float()
-        return dot(acts, vectors) if name == "dot" else cossim(acts, vectors, power)
+        return dot(acts, vectors) if objective == Objective.DOT else cossim(acts, vectors, power)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from service.featurevis import objectives
+from service.featurevis.kinds import Objective, names
 from service.featurevis.param import FourierImage
 from service.featurevis.transforms import (
     TransformSettings,
@@ -37,7 +38,7 @@ class RenderSettings:
     image_size: int = 128
     steps: int = 512
     lr: float = 0.05
-    objective: str = "dot"
+    objective: str = Objective.DOT
     cossim_power: float = 1.0
     param_sd: float = 0.01
     decay_power: float = 1.0
@@ -58,9 +59,8 @@ class RenderSettings:
             (self.steps >= 1, f"steps must be at least 1, got {self.steps}"),
             (self.lr > 0, f"lr must be positive, got {self.lr}"),
             (
-                self.objective in objectives.OBJECTIVES,
-                f"unknown objective {self.objective!r}; objectives: "
-                + ", ".join(objectives.OBJECTIVES),
+                self.objective in tuple(Objective),
+                f"unknown objective {self.objective!r}; objectives: {names(Objective)}",
             ),
             (self.cossim_power >= 0, f"cossim_power must be >= 0, got {self.cossim_power}"),
             (self.param_sd > 0, f"param_sd must be positive, got {self.param_sd}"),

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from service.store.models import OBJECTIVES, RANDOM_KINDS
+from service.featurevis.kinds import Objective, RandomKind, names
 
 if TYPE_CHECKING:
     from service.featurevis import LoadedModel
@@ -35,8 +35,8 @@ class JobRequest:
     layers: list[str]
     n_basis: int
     n_random: int
-    random_kind: str = "gaussian"
-    objective: str = "dot"
+    random_kind: str = RandomKind.GAUSSIAN
+    objective: str = Objective.DOT
     image_size: int = 128
     steps: int = 512
     lr: float = 0.05
@@ -79,11 +79,11 @@ def _check_scalars(request: JobRequest) -> None:
     check_int("n_random", request.n_random, 0, MAX_DIRECTIONS_PER_LAYER)
     if request.n_basis + request.n_random == 0:
         raise JobError("n_basis and n_random are both 0: the job would render nothing")
-    if request.random_kind not in RANDOM_KINDS:
-        choices = ", ".join(RANDOM_KINDS)
+    if request.random_kind not in tuple(RandomKind):
+        choices = names(RandomKind)
         raise JobError(f"random_kind must be one of {choices}, got {request.random_kind!r}")
-    if request.objective not in OBJECTIVES:
-        choices = ", ".join(OBJECTIVES)
+    if request.objective not in tuple(Objective):
+        choices = names(Objective)
         raise JobError(f"objective must be one of {choices}, got {request.objective!r}")
     check_int("image_size", request.image_size, *IMAGE_SIZE_RANGE)
     check_int("steps", request.steps, *STEPS_RANGE)

@@ -1,7 +1,7 @@
 """The generation job queue as researchers see it: submit, cancel, list and inspect jobs.
 
-A job is written whole or not at all: `submit` validates every field first (loading the model to
-check layers and channel counts), then samples the directions with the engine's seeded sampler
+A job is written whole or not at all: `submit` validates every field first (layers and channel
+counts included), then samples the directions with the engine's seeded sampler
 and stores them, so a job can be audited and re-created from its seed alone. Workers take the
 job's shards through `service.generation.shards`; nothing here renders.
 """
@@ -16,8 +16,10 @@ from datetime import datetime
 from itertools import chain, zip_longest
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy.orm import Session
 
+from service.featurevis.kinds import DirectionKind
 from service.generation.job_requests import (
     MAX_DIRECTIONS_PER_LAYER,
     NAME_MAX_CHARS,
@@ -27,17 +29,31 @@ from service.generation.job_requests import (
     validate,
 )
 from service.store.db import unit_of_work, utcnow
-from service.store.models import Direction, Job, Shard, Stimulus
+from service.store.models import (
+    FINAL_JOB_STATES,
+    OPEN_SHARD_STATES,
+    Direction,
+    Job,
+    JobStatus,
+    Shard,
+    ShardStatus,
+    Stimulus,
+)
 
 if TYPE_CHECKING:
     from service.featurevis import LoadedModel
 
 __all__ = [
-    "DEMO_NAME", "JobError", "JobRequest", "JobSummary", "ShardSummary", "cancel",
-    "demo_request", "get_job", "job_shards", "list_jobs", "submit", "submit_demo_if_empty", "watch",
+    "DEMO_MARKER", "DEMO_NAME", "JobError", "JobRequest", "JobSummary", "ShardSummary", "cancel",
+    "demo_job_id", "demo_request", "get_job", "job_shards", "list_jobs", "submit",
+    "submit_demo_if_empty", "watch",
 ]
 
 DEMO_NAME = "demo"
+# The demo job carries this key (true) in its render settings JSON: it is recognised by the mark,
+# never by its name, which any researcher may also give a job. Workers never see it (a claim's
+# render settings leave it out).
+DEMO_MARKER = "demo"
 
 
 @dataclass
@@ -71,7 +87,7 @@ class ShardSummary:
 @dataclass
 class _SampledLayer:
     layer: str
-    kind: str
+    kind: DirectionKind
     vectors: list[bytes] = field(default_factory=list)
     channels: list[int | None] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
@@ -82,7 +98,8 @@ def _sample(model: LoadedModel, request: JobRequest, seed: int) -> list[_Sampled
 
     sampled = []
     for layer in request.layers:
-        for kind, count in (("basis", request.n_basis), ("random", request.n_random)):
+        for kind, count in ((DirectionKind.BASIS, request.n_basis),
+                            (DirectionKind.RANDOM, request.n_random)):
             if count == 0:
                 continue
             try:
@@ -109,7 +126,7 @@ def _directions_in_shard_order(job_id: int, sampled: list[_SampledLayer]) -> lis
         rows = [
             Direction(
                 job_id=job_id, layer=group.layer, kind=group.kind, index=i,
-                channel=group.channels[i] if group.kind == "basis" else None,
+                channel=group.channels[i] if group.kind == DirectionKind.BASIS else None,
                 vector=group.vectors[i], seed=group.seeds[i],
             )
             for i in range(len(group.vectors))
@@ -121,36 +138,59 @@ def _directions_in_shard_order(job_id: int, sampled: list[_SampledLayer]) -> lis
     return ordered
 
 
-def submit(engine: Engine, request: JobRequest, shard_size: int = 32) -> int:
-    """Validate the request, then write the job, its directions and its shards in one transaction.
+@dataclass
+class _PreparedJob:
+    """A validated job with its sampled directions, ready to be written in one transaction."""
 
-    Returns the new job's id. Raises JobError (and writes nothing) when any field is invalid.
-    """
+    job: Job
+    sampled: list[_SampledLayer]
+    shard_size: int
+
+
+def _prepare(request: JobRequest, shard_size: int, *, demo: bool = False) -> _PreparedJob:
+    """Validate the request and sample its directions; nothing touches the database."""
     model, render_settings = validate(request)
     check_int("shard_size", shard_size, 1, MAX_DIRECTIONS_PER_LAYER)
     seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
     sampled = _sample(model, request, seed)
     name = request.name.strip() if request.name else f"{request.model} {' '.join(request.layers)}"
-    with unit_of_work(engine) as session:
-        job = Job(
-            name=name[:NAME_MAX_CHARS], model=request.model, weights=request.weights,
-            layers=list(request.layers), n_basis=request.n_basis, n_random=request.n_random,
-            random_kind=request.random_kind, objective=request.objective,
-            image_size=request.image_size, steps=request.steps, lr=float(request.lr), seed=seed,
-            replicates=1, render_settings=render_settings, status="queued", progress=0,
-        )
-        session.add(job)
+    if demo:
+        render_settings = {**render_settings, DEMO_MARKER: True}
+    job = Job(
+        name=name[:NAME_MAX_CHARS], model=request.model, weights=request.weights,
+        layers=list(request.layers), n_basis=request.n_basis, n_random=request.n_random,
+        random_kind=request.random_kind, objective=request.objective,
+        image_size=request.image_size, steps=request.steps, lr=float(request.lr), seed=seed,
+        replicates=1, render_settings=render_settings, status=JobStatus.QUEUED, progress=0,
+    )
+    return _PreparedJob(job, sampled, shard_size)
+
+
+def _write(session: Session, prepared: _PreparedJob) -> int:
+    """Add the job, its directions and its shards in the caller's transaction; the job's id."""
+    job = prepared.job
+    session.add(job)
+    session.flush()
+    directions = _directions_in_shard_order(job.id, prepared.sampled)
+    job.total = len(directions) * job.replicates
+    for start in range(0, len(directions), prepared.shard_size):
+        shard = Shard(job_id=job.id, status=ShardStatus.QUEUED, attempts=0)
+        session.add(shard)
         session.flush()
-        directions = _directions_in_shard_order(job.id, sampled)
-        job.total = len(directions) * job.replicates
-        for start in range(0, len(directions), shard_size):
-            shard = Shard(job_id=job.id, status="queued", attempts=0)
-            session.add(shard)
-            session.flush()
-            for direction in directions[start : start + shard_size]:
-                direction.shard_id = shard.id
-        session.add_all(directions)
-        return job.id
+        for direction in directions[start : start + prepared.shard_size]:
+            direction.shard_id = shard.id
+    session.add_all(directions)
+    return job.id
+
+
+def submit(engine: Engine, request: JobRequest, shard_size: int = 32) -> int:
+    """Validate the request, then write the job, its directions and its shards in one transaction.
+
+    Returns the new job's id. Raises JobError (and writes nothing) when any field is invalid.
+    """
+    prepared = _prepare(request, shard_size)
+    with unit_of_work(engine) as session:
+        return _write(session, prepared)
 
 
 def demo_request() -> JobRequest:
@@ -162,16 +202,45 @@ def demo_request() -> JobRequest:
     )
 
 
+def _job_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Job)) or 0
+
+
 def submit_demo_if_empty(engine: Engine) -> int | None:
     """Submit the demo job when the database has no job yet (a newcomer's first `make run`).
 
     Returns the new job's id, or None when jobs already exist, so that calling it at every start
-    never queues a second demo.
+    never queues a second demo. The count that decides and the insert are one transaction that
+    holds the write lock (SQLite's, or a lock on `jobs` in PostgreSQL), so two starts at once
+    queue one demo between them. A quick look first spares a later start the sampling.
     """
     with unit_of_work(engine) as session:
-        if session.scalar(select(func.count()).select_from(Job)):
+        if _job_count(session):
             return None
-    return submit(engine, demo_request())
+    prepared = _prepare(demo_request(), 32, demo=True)
+    with unit_of_work(engine, lock=True) as session:
+        if session.get_bind().dialect.name == "postgresql":
+            # Blocks other inserts into jobs (and itself) until commit; plain reads go on.
+            session.execute(text("LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE"))
+        if _job_count(session):
+            return None
+        return _write(session, prepared)
+
+
+def demo_job_id(engine: Engine) -> int | None:
+    """The demo job (the oldest one marked as such), or None; its name plays no part."""
+    with unit_of_work(engine) as session:
+        return session.scalar(
+            select(Job.id)
+            .where(Job.render_settings[DEMO_MARKER].as_boolean())
+            .order_by(Job.id)
+            .limit(1)
+        )
+
+
+def render_settings_only(render_settings: dict[str, object]) -> dict[str, object]:
+    """A job's render settings without the demo mark, as the renderer takes them."""
+    return {key: value for key, value in render_settings.items() if key != DEMO_MARKER}
 
 
 def cancel(engine: Engine, job_id: int) -> None:
@@ -187,10 +256,13 @@ def cancel(engine: Engine, job_id: int) -> None:
         # Shards before the job row: the same lock order as a worker finishing a shard.
         session.execute(
             update(Shard)
-            .where(Shard.job_id == job_id, Shard.status.in_(("queued", "running")))
-            .values(status="cancelled", lease_owner=None, lease_expires_at=None, finished_at=now)
+            .where(Shard.job_id == job_id, Shard.status.in_(OPEN_SHARD_STATES))
+            .values(
+                status=ShardStatus.CANCELLED, lease_owner=None, lease_expires_at=None,
+                finished_at=now,
+            )
         )
-        job.status = "cancelled"
+        job.status = JobStatus.CANCELLED
         job.finished_at = now
 
 
@@ -267,7 +339,7 @@ def _open_shards(engine: Engine, job_id: int) -> int:
     with unit_of_work(engine) as session:
         return session.scalar(
             select(func.count()).select_from(Shard)
-            .where(Shard.job_id == job_id, Shard.status.in_(("queued", "running")))
+            .where(Shard.job_id == job_id, Shard.status.in_(OPEN_SHARD_STATES))
         ) or 0
 
 
@@ -280,6 +352,6 @@ def watch(engine: Engine, job_id: int, poll_seconds: float = 1.0) -> Iterator[Jo
     while True:
         job = get_job(engine, job_id)
         yield job
-        if job.status in ("done", "failed", "cancelled") or _open_shards(engine, job_id) == 0:
+        if job.status in FINAL_JOB_STATES or _open_shards(engine, job_id) == 0:
             return
         time.sleep(poll_seconds)

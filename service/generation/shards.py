@@ -22,9 +22,19 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from service.generation.jobs import render_settings_only
 from service.store.db import unit_of_work, utcnow
 from service.store.images import store
-from service.store.models import Direction, Job, Shard, Stimulus
+from service.store.models import (
+    OPEN_JOB_STATES,
+    OPEN_SHARD_STATES,
+    Direction,
+    Job,
+    JobStatus,
+    Shard,
+    ShardStatus,
+    Stimulus,
+)
 from service.store.tokens import new_token
 
 ERROR_MAX_CHARS = 2000
@@ -65,16 +75,19 @@ class RenderedImage:
 
 
 def _claimable(now: Any) -> Any:
-    expired = and_(Shard.status == "running", Shard.lease_expires_at < now)
-    return and_(or_(Shard.status == "queued", expired), Job.status.notin_(("cancelled", "done")))
+    expired = and_(Shard.status == ShardStatus.RUNNING, Shard.lease_expires_at < now)
+    return and_(
+        or_(Shard.status == ShardStatus.QUEUED, expired),
+        Job.status.notin_((JobStatus.CANCELLED, JobStatus.DONE)),
+    )
 
 
 def _fail_job(session: Session, job_id: int, message: str) -> None:
     """Mark the job failed with the first shard error kept; its other shards still complete."""
     session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(("queued", "running")))
-        .values(status="failed", error=message[:ERROR_MAX_CHARS])
+        .where(Job.id == job_id, Job.status.in_(OPEN_JOB_STATES))
+        .values(status=JobStatus.FAILED, error=message[:ERROR_MAX_CHARS])
     )
     _finish_job_if_settled(session, job_id)
 
@@ -85,16 +98,16 @@ def _finish_job_if_settled(session: Session, job_id: int) -> None:
     open_shards = session.scalar(
         select(func.count())
         .select_from(Shard)
-        .where(Shard.job_id == job_id, Shard.status.in_(("queued", "running")))
+        .where(Shard.job_id == job_id, Shard.status.in_(OPEN_SHARD_STATES))
     )
     if open_shards == 0 and job.finished_at is None:
         job.finished_at = utcnow()
-        if job.status in ("queued", "running"):
-            job.status = "done"
+        if job.status in OPEN_JOB_STATES:
+            job.status = JobStatus.DONE
 
 
 def _give_up(session: Session, shard: Shard, message: str) -> None:
-    shard.status = "failed"
+    shard.status = ShardStatus.FAILED
     shard.error = message[:ERROR_MAX_CHARS]
     shard.lease_owner = None
     shard.lease_expires_at = None
@@ -111,7 +124,8 @@ def _load_claim(session: Session, shard: Shard) -> ClaimedShard:
     )
     return ClaimedShard(
         id=shard.id, job_id=job.id, attempt=shard.attempts, model=job.model, weights=job.weights,
-        seed=job.seed, replicates=job.replicates, render_settings=dict(job.render_settings),
+        seed=job.seed, replicates=job.replicates,
+        render_settings=render_settings_only(job.render_settings),
         directions=tuple(
             ClaimedDirection(
                 id=d.id, layer=d.layer, kind=d.kind,
@@ -146,14 +160,14 @@ def claim(
                 lost = f"lease of {shard.lease_owner} expired (worker lost)"
                 _give_up(session, shard, shard.error or lost)
                 continue
-            shard.status = "running"
+            shard.status = ShardStatus.RUNNING
             shard.attempts += 1
             shard.lease_owner = owner
             shard.lease_expires_at = now + timedelta(seconds=lease_seconds)
             session.execute(
                 update(Job)
-                .where(Job.id == shard.job_id, Job.status == "queued")
-                .values(status="running", started_at=now)
+                .where(Job.id == shard.job_id, Job.status == JobStatus.QUEUED)
+                .values(status=JobStatus.RUNNING, started_at=now)
             )
             session.flush()
             return _load_claim(session, shard)
@@ -165,13 +179,16 @@ def renew(engine: Engine, shard_id: int, owner: str, lease_seconds: float) -> st
     with unit_of_work(engine) as session:
         renewed = session.execute(
             update(Shard)
-            .where(Shard.id == shard_id, Shard.status == "running", Shard.lease_owner == owner)
+            .where(
+                Shard.id == shard_id, Shard.status == ShardStatus.RUNNING,
+                Shard.lease_owner == owner,
+            )
             .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
         ).rowcount
         if renewed:
             return "held"
         status = session.scalar(select(Shard.status).where(Shard.id == shard_id))
-        return "cancelled" if status == "cancelled" else "lost"
+        return "cancelled" if status == ShardStatus.CANCELLED else "lost"
 
 
 def release(engine: Engine, shard_id: int, owner: str) -> bool:
@@ -180,9 +197,12 @@ def release(engine: Engine, shard_id: int, owner: str) -> bool:
         return bool(
             session.execute(
                 update(Shard)
-                .where(Shard.id == shard_id, Shard.status == "running", Shard.lease_owner == owner)
+                .where(
+                    Shard.id == shard_id, Shard.status == ShardStatus.RUNNING,
+                    Shard.lease_owner == owner,
+                )
                 .values(
-                    status="queued", lease_owner=None, lease_expires_at=None,
+                    status=ShardStatus.QUEUED, lease_owner=None, lease_expires_at=None,
                     attempts=Shard.attempts - 1,
                 )
             ).rowcount
@@ -196,12 +216,12 @@ def fail_attempt(engine: Engine, shard_id: int, owner: str, error: str, max_atte
         shard = session.scalars(
             select(Shard).where(Shard.id == shard_id).with_for_update()
         ).one_or_none()
-        if shard is None or shard.status != "running" or shard.lease_owner != owner:
+        if shard is None or shard.status != ShardStatus.RUNNING or shard.lease_owner != owner:
             return "lost"
         if shard.attempts >= max_attempts:
             _give_up(session, shard, error)
             return "failed"
-        shard.status = "queued"
+        shard.status = ShardStatus.QUEUED
         shard.error = error[:ERROR_MAX_CHARS]
         shard.lease_owner = None
         shard.lease_expires_at = None
@@ -232,7 +252,7 @@ def complete(engine: Engine, shard_id: int, images: list[RenderedImage]) -> int 
         shard = session.scalars(
             select(Shard).where(Shard.id == shard_id).with_for_update()
         ).one_or_none()
-        if shard is None or shard.status not in ("running", "queued"):
+        if shard is None or shard.status not in OPEN_SHARD_STATES:
             return None
         written = 0
         for image in images:
@@ -247,7 +267,7 @@ def complete(engine: Engine, shard_id: int, images: list[RenderedImage]) -> int 
                     "render_seconds": float(image.seconds), "created_at": utcnow(),
                 },
             )
-        shard.status = "done"
+        shard.status = ShardStatus.DONE
         shard.lease_owner = None
         shard.lease_expires_at = None
         shard.finished_at = utcnow()

@@ -94,8 +94,12 @@ def decode_image(data: bytes) -> np.ndarray:
         raise ImageError(str(exc)) from exc
 
 
-def store(session: Session, pixels: np.ndarray | PILImage.Image) -> Image:
-    """Encode and store pixels; storing the same pixels again returns the existing row."""
+def store(session: Session, pixels: np.ndarray | PILImage.Image) -> EncodedImage:
+    """Encode and store pixels; returns what was stored (`sha256` keys the `images` row).
+
+    Storing the same pixels again writes nothing new. The row is not read back: the key is the
+    hash just computed, and reloading the PNG would move every image's bytes a second time.
+    """
     encoded = encode_png(pixels)
     values = {
         "sha256": encoded.sha256,
@@ -107,5 +111,5 @@ def store(session: Session, pixels: np.ndarray | PILImage.Image) -> Image:
     # Two workers may store the same pixels at once; the loser's insert becomes a no-op.
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.execute(insert(Image).values(**values).on_conflict_do_nothing(index_elements=["sha256"]))
-    return session.get_one(Image, encoded.sha256)
+    return encoded
 

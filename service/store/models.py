@@ -7,6 +7,7 @@ so that no code path, however buggy, can write a second rating or a confidence o
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -31,22 +32,78 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from service.featurevis.kinds import DirectionKind, Objective, RandomKind
 from service.store.db import utcnow
 
-JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
-SHARD_STATUSES = ("queued", "running", "done", "failed", "cancelled")
-DIRECTION_KINDS = ("basis", "random")
-RANDOM_KINDS = ("gaussian", "orthogonal")
-OBJECTIVES = ("dot", "cossim")
-CATCH_KINDS = ("positive", "negative")
-STUDY_STATUSES = ("draft", "open", "closed")
-ANNOTATOR_SOURCES = ("prolific", "mturk", "anonymous", "lab")
-SESSION_STATUSES = ("active", "completed", "abandoned")
-TRIAL_KINDS = ("stimulus", "catch", "practice")
+__all__ = ["DirectionKind", "Objective", "RandomKind"]  # the engine's enums, stored here too
+
 TOKEN_LENGTH = 32
 LABEL_MAX_CHARS = 200
 LOGIN_KEY_MAX_CHARS = 200
 IMAGE_SET_NAME_MAX_CHARS = 100
+
+
+class JobStatus(StrEnum):
+    """A job is queued until a worker claims its first shard, and ends done, failed or
+    cancelled."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ShardStatus(StrEnum):
+    """A shard is queued or running (leased) until it is done, failed or cancelled."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+# A job's work left to do: shards a worker may still claim or is rendering.
+OPEN_SHARD_STATES = (ShardStatus.QUEUED, ShardStatus.RUNNING)
+OPEN_JOB_STATES = (JobStatus.QUEUED, JobStatus.RUNNING)
+FINAL_JOB_STATES = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class StudyStatus(StrEnum):
+    """Drafts are for the researcher only; open studies take annotators; closed ones no more."""
+
+    DRAFT = "draft"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class SessionStatus(StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"
+
+
+class CatchKind(StrEnum):
+    """Catch items: `positive` is a clear natural photo, `negative` noise or a flat texture."""
+
+    POSITIVE = "positive"
+    NEGATIVE = "negative"
+
+
+class AnnotatorSource(StrEnum):
+    """Where an annotator came from (external ids are unique within a source)."""
+
+    PROLIFIC = "prolific"
+    MTURK = "mturk"
+    ANONYMOUS = "anonymous"
+    LAB = "lab"
+
+
+class TrialKind(StrEnum):
+    STIMULUS = "stimulus"
+    CATCH = "catch"
+    PRACTICE = "practice"
 
 
 class ImageSetStatus(StrEnum):
@@ -79,8 +136,9 @@ NAMING_CONVENTION = {
 }
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+def _in(column: str, values: Iterable[str]) -> str:
+    """The SQL of a check constraint allowing only `values` (an enum's members, usually)."""
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -107,9 +165,9 @@ class Base(DeclarativeBase):
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
-        CheckConstraint(_in("status", JOB_STATUSES), name="status"),
-        CheckConstraint(_in("random_kind", RANDOM_KINDS), name="random_kind"),
-        CheckConstraint(_in("objective", OBJECTIVES), name="objective"),
+        CheckConstraint(_in("status", JobStatus), name="status"),
+        CheckConstraint(_in("random_kind", RandomKind), name="random_kind"),
+        CheckConstraint(_in("objective", Objective), name="objective"),
         CheckConstraint("n_basis >= 0 AND n_random >= 0 AND n_basis + n_random > 0", name="counts"),
         CheckConstraint("image_size > 0 AND steps > 0 AND lr > 0", name="render_ranges"),
         CheckConstraint("progress >= 0", name="progress"),
@@ -122,15 +180,15 @@ class Job(Base):
     layers: Mapped[list[str]] = mapped_column(JSON)
     n_basis: Mapped[int] = mapped_column(Integer)
     n_random: Mapped[int] = mapped_column(Integer)
-    random_kind: Mapped[str] = mapped_column(String(20), default="gaussian")
-    objective: Mapped[str] = mapped_column(String(20), default="dot")
+    random_kind: Mapped[str] = mapped_column(String(20), default=RandomKind.GAUSSIAN)
+    objective: Mapped[str] = mapped_column(String(20), default=Objective.DOT)
     image_size: Mapped[int] = mapped_column(Integer, default=128)
     steps: Mapped[int] = mapped_column(Integer, default=512)
     lr: Mapped[float] = mapped_column(Float, default=0.05)
     seed: Mapped[int] = mapped_column(BigInteger)
     replicates: Mapped[int] = mapped_column(Integer, default=1)
     render_settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED, index=True)
     progress: Mapped[int] = mapped_column(Integer, default=0)
     total: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -145,14 +203,14 @@ class Job(Base):
 class Shard(Base):
     __tablename__ = "shards"
     __table_args__ = (
-        CheckConstraint(_in("status", SHARD_STATUSES), name="status"),
+        CheckConstraint(_in("status", ShardStatus), name="status"),
         CheckConstraint("attempts >= 0", name="attempts"),
         Index("ix_shards_claim", "status", "lease_expires_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(String(20), default="queued")
+    status: Mapped[str] = mapped_column(String(20), default=ShardStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None]
@@ -167,10 +225,10 @@ class Shard(Base):
 class Direction(Base):
     __tablename__ = "directions"
     __table_args__ = (
-        CheckConstraint(_in("kind", DIRECTION_KINDS), name="kind"),
+        CheckConstraint(_in("kind", DirectionKind), name="kind"),
         CheckConstraint(
-            "(kind = 'basis' AND channel IS NOT NULL AND channel >= 0)"
-            " OR (kind = 'random' AND channel IS NULL)",
+            f"(kind = '{DirectionKind.BASIS}' AND channel IS NOT NULL AND channel >= 0)"
+            f" OR (kind = '{DirectionKind.RANDOM}' AND channel IS NULL)",
             name="channel_for_basis_only",
         ),
         UniqueConstraint("job_id", "layer", "kind", "index"),
@@ -214,7 +272,7 @@ class Stimulus(Base):
     __table_args__ = (
         UniqueConstraint("direction_id", "sign", "replicate"),
         CheckConstraint("replicate >= 0", name="replicate"),
-        CheckConstraint(_in("sign", tuple(v.value for v in Sign)), name="sign"),
+        CheckConstraint(_in("sign", Sign), name="sign"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -237,7 +295,7 @@ class ImageSet(Base):
 
     __tablename__ = "image_sets"
     __table_args__ = (
-        CheckConstraint(_in("status", tuple(v.value for v in ImageSetStatus)), name="status"),
+        CheckConstraint(_in("status", ImageSetStatus), name="status"),
         CheckConstraint("count >= 0", name="count"),
     )
 
@@ -281,8 +339,8 @@ class Exemplar(Base):
     __tablename__ = "exemplars"
     __table_args__ = (
         UniqueConstraint("direction_id", "sign", "rank"),
-        CheckConstraint(_in("sign", tuple(v.value for v in Sign)), name="sign"),
-        CheckConstraint(_in("role", tuple(v.value for v in ExemplarRole)), name="role"),
+        CheckConstraint(_in("sign", Sign), name="sign"),
+        CheckConstraint(_in("role", ExemplarRole), name="role"),
         CheckConstraint("rank >= 0", name="rank"),
     )
 
@@ -301,7 +359,7 @@ class Exemplar(Base):
 
 class CatchItem(Base):
     __tablename__ = "catch_items"
-    __table_args__ = (CheckConstraint(_in("kind", CATCH_KINDS), name="kind"),)
+    __table_args__ = (CheckConstraint(_in("kind", CatchKind), name="kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(10))
@@ -327,7 +385,7 @@ class StudyStimulus(Base):
 class Study(Base):
     __tablename__ = "studies"
     __table_args__ = (
-        CheckConstraint(_in("status", STUDY_STATUSES), name="status"),
+        CheckConstraint(_in("status", StudyStatus), name="status"),
         CheckConstraint("ratings_per_item >= 1", name="ratings_per_item"),
         CheckConstraint("trials_per_session >= 1", name="trials_per_session"),
         CheckConstraint("catch_every >= 0", name="catch_every"),
@@ -337,7 +395,7 @@ class Study(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(100), unique=True)
-    status: Mapped[str] = mapped_column(String(10), default="draft")
+    status: Mapped[str] = mapped_column(String(10), default=StudyStatus.DRAFT)
     question: Mapped[str] = mapped_column(Text)
     consent_text: Mapped[str] = mapped_column(Text, default="")
     ratings_per_item: Mapped[int] = mapped_column(Integer, default=5)
@@ -355,7 +413,7 @@ class Study(Base):
 class Annotator(Base):
     __tablename__ = "annotators"
     __table_args__ = (
-        CheckConstraint(_in("source", ANNOTATOR_SOURCES), name="source"),
+        CheckConstraint(_in("source", AnnotatorSource), name="source"),
         UniqueConstraint("source", "external_id"),
     )
 
@@ -371,7 +429,7 @@ class AnnotationSession(Base):
 
     __tablename__ = "sessions"
     __table_args__ = (
-        CheckConstraint(_in("status", SESSION_STATUSES), name="status"),
+        CheckConstraint(_in("status", SessionStatus), name="status"),
         UniqueConstraint("study_id", "annotator_id"),
     )
 
@@ -379,7 +437,7 @@ class AnnotationSession(Base):
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
     annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id", ondelete="CASCADE"))
     token: Mapped[str] = mapped_column(String(TOKEN_LENGTH), unique=True)
-    status: Mapped[str] = mapped_column(String(10), default="active")
+    status: Mapped[str] = mapped_column(String(10), default=SessionStatus.ACTIVE)
     external_study_id: Mapped[str | None] = mapped_column(String(200))
     external_session_id: Mapped[str | None] = mapped_column(String(200))
     assignment_id: Mapped[str | None] = mapped_column(String(200))
@@ -403,12 +461,15 @@ class AnnotationSession(Base):
 class Trial(Base):
     __tablename__ = "trials"
     __table_args__ = (
-        CheckConstraint(_in("kind", TRIAL_KINDS), name="kind"),
+        CheckConstraint(_in("kind", TrialKind), name="kind"),
         CheckConstraint("position >= 0", name="position"),
         CheckConstraint(
-            "(kind = 'stimulus' AND stimulus_id IS NOT NULL AND catch_item_id IS NULL)"
-            " OR (kind = 'catch' AND catch_item_id IS NOT NULL AND stimulus_id IS NULL)"
-            " OR (kind = 'practice' AND (stimulus_id IS NULL) <> (catch_item_id IS NULL))",
+            f"(kind = '{TrialKind.STIMULUS}'"
+            " AND stimulus_id IS NOT NULL AND catch_item_id IS NULL)"
+            f" OR (kind = '{TrialKind.CATCH}'"
+            " AND catch_item_id IS NOT NULL AND stimulus_id IS NULL)"
+            f" OR (kind = '{TrialKind.PRACTICE}'"
+            " AND (stimulus_id IS NULL) <> (catch_item_id IS NULL))",
             name="item_matches_kind",
         ),
         UniqueConstraint("session_id", "position"),

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, and_, case, func, select
+from sqlalchemy import ColumnElement, Engine, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from service.store.db import seconds_between
@@ -24,6 +24,7 @@ from service.store.models import (
     AnnotationSession,
     Annotator,
     CatchItem,
+    CatchKind,
     Direction,
     Image,
     Job,
@@ -31,6 +32,7 @@ from service.store.models import (
     Stimulus,
     Study,
     Trial,
+    TrialKind,
 )
 from service.studies.ratings_file import (
     EXTERNAL_ID_COLUMNS,
@@ -39,6 +41,8 @@ from service.studies.ratings_file import (
     RATINGS_COLUMNS,
     SESSIONS_COLUMNS,
     ExportFormat,
+    catch_condition,
+    expected_answer,
 )
 
 if TYPE_CHECKING:
@@ -64,6 +68,16 @@ def iso_utc(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def catch_answered(*, as_expected: bool) -> ColumnElement[bool]:
+    """SQL: a catch trial's rating is (or, with False, is not) the answer `expected_answer`
+    gives for its item's kind. A rating without a yes/no answer is neither; rows need CatchItem
+    and Rating joined."""
+    return or_(*(
+        and_(CatchItem.kind == kind, Rating.interpretable.is_(expected_answer(kind) == as_expected))
+        for kind in CatchKind
+    ))
+
+
 def ratings_frame(engine: Engine, study_id: int | None = None) -> pd.DataFrame:
     """One row per rating of a stimulus or catch trial (never practice), ordered by rating id.
 
@@ -79,8 +93,7 @@ def ratings_frame(engine: Engine, study_id: int | None = None) -> pd.DataFrame:
 
     _require_study(engine, study_id)
     condition = case(
-        (CatchItem.kind == "positive", "catch_positive"),
-        (CatchItem.kind == "negative", "catch_negative"),
+        *((CatchItem.kind == kind, catch_condition(kind).value) for kind in CatchKind),
         else_=Direction.kind,
     )
     query = (
@@ -93,11 +106,13 @@ def ratings_frame(engine: Engine, study_id: int | None = None) -> pd.DataFrame:
         )
         .join(Trial, Rating.trial_id == Trial.id)
         .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
-        .outerjoin(Stimulus, and_(Trial.kind == "stimulus", Trial.stimulus_id == Stimulus.id))
+        .outerjoin(Stimulus,
+                   and_(Trial.kind == TrialKind.STIMULUS, Trial.stimulus_id == Stimulus.id))
         .outerjoin(Direction, Stimulus.direction_id == Direction.id)
         .outerjoin(Job, Direction.job_id == Job.id)
-        .outerjoin(CatchItem, and_(Trial.kind == "catch", Trial.catch_item_id == CatchItem.id))
-        .where(Trial.kind != "practice")
+        .outerjoin(CatchItem,
+                   and_(Trial.kind == TrialKind.CATCH, Trial.catch_item_id == CatchItem.id))
+        .where(Trial.kind != TrialKind.PRACTICE)
         .order_by(Rating.id)
     )
     if study_id is not None:
@@ -135,8 +150,7 @@ def sessions_frame(
 
     _require_study(engine, study_id)
     correct = case(
-        (and_(CatchItem.kind == "positive", Rating.interpretable.is_(True)), 1),
-        (and_(CatchItem.kind == "negative", Rating.interpretable.is_(False)), 1),
+        (catch_answered(as_expected=True), 1),
         else_=0,
     )
     counts = (
@@ -147,8 +161,9 @@ def sessions_frame(
             func.sum(case((CatchItem.id.is_not(None), correct), else_=0)).label("n_correct"),
         )
         .join(Rating, Rating.trial_id == Trial.id)
-        .outerjoin(CatchItem, and_(Trial.kind == "catch", Trial.catch_item_id == CatchItem.id))
-        .where(Trial.kind != "practice")
+        .outerjoin(CatchItem,
+                   and_(Trial.kind == TrialKind.CATCH, Trial.catch_item_id == CatchItem.id))
+        .where(Trial.kind != TrialKind.PRACTICE)
         .group_by(Trial.session_id)
         .subquery()
     )

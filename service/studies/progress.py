@@ -23,11 +23,15 @@ from service.store.models import (
     Image,
     Job,
     Rating,
+    SessionStatus,
     Stimulus,
     Study,
     StudyStimulus,
     Trial,
+    TrialKind,
 )
+from service.studies.export import catch_answered
+from service.studies.ratings_file import STIMULUS_CONDITIONS
 from service.studies.study import StudyError
 
 
@@ -78,12 +82,12 @@ class StudyProgress:
 
     @property
     def completed_sessions(self) -> int:
-        return sum(1 for a in self.annotators if a.status == "completed")
+        return sum(1 for a in self.annotators if a.status == SessionStatus.COMPLETED)
 
     @property
     def median_completion_seconds(self) -> float | None:
         times = [a.total_seconds for a in self.annotators
-                 if a.status == "completed" and a.total_seconds is not None]
+                 if a.status == SessionStatus.COMPLETED and a.total_seconds is not None]
         return statistics.median(times) if times else None
 
 
@@ -107,7 +111,7 @@ def ratings_per_study(db: Session) -> dict[int, int]:
         select(AnnotationSession.study_id, func.count(Rating.id))
         .join(Trial, Trial.session_id == AnnotationSession.id)
         .join(Rating, Rating.trial_id == Trial.id)
-        .where(Trial.kind == "stimulus")
+        .where(Trial.kind == TrialKind.STIMULUS)
         .group_by(AnnotationSession.study_id)
     ).all()
     return {int(study_id): int(count) for study_id, count in rows}
@@ -120,7 +124,7 @@ def _per_stimulus(db: Session, study_id: int) -> dict[int, tuple[int, int]]:
                func.sum(case((Rating.interpretable.is_(True), 1), else_=0)))
         .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
         .join(Rating, Rating.trial_id == Trial.id)
-        .where(AnnotationSession.study_id == study_id, Trial.kind == "stimulus")
+        .where(AnnotationSession.study_id == study_id, Trial.kind == TrialKind.STIMULUS)
         .group_by(Trial.stimulus_id)
     ).all()
     return {int(sid): (int(n), int(yes or 0)) for sid, n, yes in rows}
@@ -136,7 +140,7 @@ def _conditions(db: Session, study: Study) -> list[ConditionProgress]:
     ).all()
     k = study.ratings_per_item
     result = []
-    for condition in ("basis", "random"):
+    for condition in STIMULUS_CONDITIONS:
         ids = [sid for sid, kind in kinds if kind == condition]
         got = [counts.get(sid, (0, 0))[0] for sid in ids]
         result.append(ConditionProgress(condition, len(ids), sum(got), len(ids) * k,
@@ -145,19 +149,16 @@ def _conditions(db: Session, study: Study) -> list[ConditionProgress]:
 
 
 def _annotators(db: Session, study_id: int) -> list[AnnotatorProgress]:
-    failed = case(
-        (and_(CatchItem.kind == "positive", Rating.interpretable.is_(False)), 1),
-        (and_(CatchItem.kind == "negative", Rating.interpretable.is_(True)), 1),
-        else_=0,
-    )
+    failed = case((catch_answered(as_expected=False), 1), else_=0)
     counts = (
         select(Trial.session_id.label("session_id"),
                func.count(Rating.id).label("ratings"),
                func.count(CatchItem.id).label("catch_answered"),
                func.sum(case((CatchItem.id.is_not(None), failed), else_=0)).label("catch_failed"))
         .join(Rating, Rating.trial_id == Trial.id)
-        .outerjoin(CatchItem, and_(Trial.kind == "catch", Trial.catch_item_id == CatchItem.id))
-        .where(Trial.kind != "practice")
+        .outerjoin(CatchItem,
+                   and_(Trial.kind == TrialKind.CATCH, Trial.catch_item_id == CatchItem.id))
+        .where(Trial.kind != TrialKind.PRACTICE)
         .group_by(Trial.session_id)
         .subquery()
     )

@@ -24,7 +24,16 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from service.store.db import unit_of_work
-from service.store.models import Direction, Image, Job, Stimulus, Study, StudyStimulus
+from service.store.models import (
+    Direction,
+    Image,
+    Job,
+    JobStatus,
+    Stimulus,
+    Study,
+    StudyStatus,
+    StudyStimulus,
+)
 from service.studies.catch import ensure_catch_items
 
 DEFAULT_QUESTION = (
@@ -36,6 +45,7 @@ PROLIFIC_QUERY = (
     "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
 )
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{4,100}$")
+TOKEN_PATTERN = re.compile(r"[a-z0-9]+")
 SLUG_ALPHABET = string.ascii_lowercase + string.digits
 SLUG_LENGTH = 12
 NAME_MAX_CHARS = 200
@@ -147,17 +157,32 @@ def _finished_jobs(db: Session, job_ids: list[int]) -> list[Job]:
         job = jobs.get(job_id)
         if job is None:
             raise StudyError(f"jobs: job {job_id} does not exist")
-        if job.status != "done":
+        if job.status != JobStatus.DONE:
             raise StudyError(f"jobs: job {job_id} is {job.status}, not done")
     return [jobs[job_id] for job_id in job_ids]
 
 
+def _tokens(text: str) -> tuple[str, ...]:
+    """Lower-case runs of letters and digits: "EfficientNet_Lite0 blocks.10" → efficientnet,
+    lite0, blocks, 10."""
+    return tuple(TOKEN_PATTERN.findall(text.lower()))
+
+
 def _leaked_word(name: str, jobs: list[Job]) -> str | None:
-    """A model, layer or job name of the study that the study's name mentions, if any."""
-    lowered = name.lower()
+    """A model, layer or job name of the study that the study's name mentions, if any.
+
+    Names are compared as words, not as text: "blocks.10" is mentioned by "Blocks 10 study" but
+    a layer called `stem` is not mentioned by "Ecosystem pictures" (it is by "stem cells").
+    """
+    said = _tokens(name)
     words = {job.model for job in jobs} | {layer for job in jobs for layer in job.layers}
     words |= {job.name for job in jobs}
-    return next((word for word in sorted(words) if word.lower() in lowered), None)
+    for word in sorted(words):
+        sought = _tokens(word)
+        if sought and any(said[i : i + len(sought)] == sought
+                          for i in range(len(said) - len(sought) + 1)):
+            return word
+    return None
 
 
 def _stimuli(db: Session, jobs: list[Job]) -> tuple[list[int], int]:
@@ -201,7 +226,7 @@ def create_study(engine: Engine, request: StudyRequest) -> int:
             )
         stimulus_ids, size = _stimuli(db, jobs)
         study = Study(
-            name=name, slug=_new_slug(db), status="draft", question=question,
+            name=name, slug=_new_slug(db), status=StudyStatus.DRAFT, question=question,
             consent_text=consent, ratings_per_item=request.ratings_per_item,
             trials_per_session=request.trials_per_session, catch_every=request.catch_every,
             practice_count=request.practice_count, completion_code=code, redirect_url=url,
@@ -213,7 +238,9 @@ def create_study(engine: Engine, request: StudyRequest) -> int:
         return study.id
 
 
-def _set_status(engine: Engine, study_id: int, status: str, allowed_from: tuple[str, ...]) -> None:
+def _set_status(
+    engine: Engine, study_id: int, status: StudyStatus, allowed_from: tuple[StudyStatus, ...]
+) -> None:
     with unit_of_work(engine) as db:
         study = db.get(Study, study_id)
         if study is None:
@@ -227,12 +254,12 @@ def _set_status(engine: Engine, study_id: int, status: str, allowed_from: tuple[
 
 def open_study(engine: Engine, study_id: int) -> None:
     """Let annotators in (from draft, or again after closing); opening an open study is a no-op."""
-    _set_status(engine, study_id, "open", ("draft", "closed"))
+    _set_status(engine, study_id, StudyStatus.OPEN, (StudyStatus.DRAFT, StudyStatus.CLOSED))
 
 
 def close_study(engine: Engine, study_id: int) -> None:
     """Stop new sessions; sessions already started may finish, so no rating is lost."""
-    _set_status(engine, study_id, "closed", ("draft", "open"))
+    _set_status(engine, study_id, StudyStatus.CLOSED, (StudyStatus.DRAFT, StudyStatus.OPEN))
 
 
 def get_study(engine: Engine, study_id: int) -> Study:
@@ -265,9 +292,15 @@ def list_studies(engine: Engine) -> list[StudySummary]:
         ]
 
 
-def effective_redirect(study: Study) -> str:
-    """Where a Prolific participant goes after the last rating (the study's URL or Prolific's)."""
-    return study.redirect_url or PROLIFIC_COMPLETE.format(code=quote(study.completion_code))
+def prolific_completion_url(code: str) -> str:
+    """Prolific's completion page, which credits the participant who brings this code."""
+    return PROLIFIC_COMPLETE.format(code=quote(code))
+
+
+def effective_redirect(study: Study, code: str | None = None) -> str:
+    """Where a Prolific participant goes after the last rating: the study's redirect URL, or
+    Prolific's completion page with `code` (by default the study's completion code)."""
+    return study.redirect_url or prolific_completion_url(code or study.completion_code)
 
 
 def annotator_links(base_url: str, slug: str) -> dict[str, str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from analysis.estimate import Options, estimate
 from analysis.exclusions import ExclusionRule, apply_exclusions, find_exclusions
 from analysis.load import validate
@@ -46,3 +48,20 @@ def test_careless_annotators_are_excluded_and_the_estimate_recovers() -> None:
     before = estimate(ratings, options).difference["estimate"]
     after = estimate(apply_exclusions(ratings, excluded), options).difference["estimate"]
     assert abs(after - truth.difference) < abs(before - truth.difference)
+
+
+def test_power_runs_the_analysis_with_its_exclusions() -> None:
+    """Each simulated study of `power` drops the annotators the analysis would drop first."""
+    spec = replace(SMALL, n_stimuli=80, careless_share=0.3, seed=24)
+    options = Options(n_boot=200, n_perm=200)
+    found = power(spec, n_studies=2, options=options)
+    widths = []
+    for i in range(2):
+        ratings, _ = simulate(replace(spec, seed=spec.seed * 1_000_003 + i))
+        kept = apply_exclusions(ratings, find_exclusions(ratings, ExclusionRule()))
+        assert len(kept) < len(ratings)
+        lo, hi = estimate(kept, replace(options, seed=options.seed + i)).difference["ci"]
+        widths.append(hi - lo)
+    assert found["mean_ci_width"] == pytest.approx(sum(widths) / 2, rel=1e-12)
+    strict = power(spec, n_studies=2, options=options, rule=ExclusionRule(max_fast_share=1.0))
+    assert strict["mean_ci_width"] != found["mean_ci_width"]

@@ -102,3 +102,18 @@ def test_exclusions_removing_everyone_is_an_error(study) -> None:  # type: ignor
     ratings["rt_ms"] = pd.array([10] * len(ratings), dtype="Int64")
     with pytest.raises(ValueError, match="removed every annotator"):
         analyze(ratings, FAST)
+
+
+def test_the_report_prints_the_confidence_level_it_used(study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A 90% analysis says 90% everywhere: in the verdict, the report's tables and the figure."""
+    ratings, _ = study
+    config = AnalysisConfig(options=Options(n_boot=200, n_perm=200, level=0.9),
+                            mixed_max_ratings=600)
+    found = analyze(ratings, config)
+    explanation = found["verdict"]["explanation"]
+    assert "90% CI" in explanation and "95%" not in explanation
+    written = write_report(found, item_table(ratings), tmp_path)
+    html = written["report"].read_text()
+    assert "95%" not in html
+    assert "<h2>Rates (90% percentile bootstrap over stimuli)</h2>" in html
+    assert html.count("<th>90% CI</th>") >= 3

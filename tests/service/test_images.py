@@ -84,3 +84,27 @@ def test_store_is_idempotent(engine: Engine) -> None:
     with unit_of_work(engine) as s:
         assert images.store(s, pixels).sha256 == first
         assert s.scalar(select(func.count()).select_from(Image)) == 1
+
+
+def test_store_writes_without_reading_the_png_back(engine: Engine) -> None:
+    """Storing returns the sha256 it computed; it never selects the row (and its PNG) again."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    pixels = np.random.default_rng(3).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with unit_of_work(engine) as s:
+            stored = images.store(s, pixels)
+            again = images.store(s, pixels)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert stored.sha256 == again.sha256 == images.encode_png(pixels).sha256
+    assert (stored.width, stored.height) == (16, 16)
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert reads == [], reads
+    assert sum("INSERT INTO images" in s for s in statements) == 2

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 
 from service.generation.jobs import (
     JobError,
@@ -134,3 +134,54 @@ def test_the_demo_job_is_submitted_once(engine: Engine) -> None:
         "efficientnet_lite0", ["blocks.6", "blocks.10"], 16, "demo")
     assert submit_demo_if_empty(engine) is None
     assert count(engine, Job) == 1
+
+
+def test_two_starts_at_once_queue_one_demo(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both starts find the database empty; the count that decides shares the insert's
+    transaction, so only one of them queues the demo."""
+    import threading
+
+    from service.generation import jobs
+
+    both_checked = threading.Barrier(2, timeout=30)
+    real_validate = jobs.validate
+
+    def validate_after_both_counted(request):  # type: ignore[no-untyped-def]
+        both_checked.wait()  # each start has counted zero jobs by now
+        return real_validate(request)
+
+    monkeypatch.setattr(jobs, "validate", validate_after_both_counted)
+    monkeypatch.setattr(jobs, "demo_request", lambda: replace(TINY, name=jobs.DEMO_NAME))
+    found: list[int | None] = []
+    threads = [threading.Thread(target=lambda: found.append(submit_demo_if_empty(engine)))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(found) == 2 and found.count(None) == 1
+    assert count(engine, Job) == 1
+
+
+def test_the_demo_is_known_by_its_mark_not_its_name(engine: Engine) -> None:
+    from service.generation.jobs import DEMO_MARKER, DEMO_NAME, demo_job_id
+    from service.generation.shards import claim
+
+    assert demo_job_id(engine) is None
+    impostor = submit(engine, replace(TINY, name=DEMO_NAME))  # a researcher's job named "demo"
+    assert demo_job_id(engine) is None
+    with unit_of_work(engine) as s:
+        s.execute(delete(Shard).where(Shard.job_id == impostor))
+        s.execute(delete(Direction).where(Direction.job_id == impostor))
+        s.execute(delete(Job).where(Job.id == impostor))
+    demo = submit_demo_if_empty(engine)
+    renamed = "My first pictures"
+    with unit_of_work(engine) as s:
+        job = s.get_one(Job, demo)
+        assert job.render_settings[DEMO_MARKER] is True
+        job.name = renamed
+    submit(engine, replace(TINY, name=DEMO_NAME))
+    assert demo_job_id(engine) == demo
+    claimed = claim(engine, "w", lease_seconds=60, max_attempts=3)
+    assert claimed is not None and claimed.job_id == demo
+    assert DEMO_MARKER not in claimed.render_settings  # the renderer gets render settings only

@@ -145,6 +145,19 @@ def test_bad_settings_are_refused_and_write_nothing(engine: Engine,
             assert count(engine, CatchItem) == 0
 
 
+def test_the_name_check_matches_whole_words_not_substrings(engine: Engine) -> None:
+    """A layer called `stem` leaks in "stem cells" but not in "Ecosystem pictures"."""
+    job_id = make_job(engine, layer="stem")
+    for refused, leaked in (("stem cells", "stem"), ("Stem-cell pictures", "stem"),
+                            ("Pictures of efficientnet lite0", "efficientnet_lite0"),
+                            ("Job stem", "job stem")):
+        with pytest.raises(StudyError, match=re.escape(f"name mentions {leaked!r}")):
+            create_study(engine, StudyRequest(job_ids=[job_id], name=refused))
+    for allowed in ("Ecosystem pictures", "Systems", "Efficient pictures", "Headstem"):
+        create_study(engine, StudyRequest(job_ids=[job_id], name=allowed))
+    assert count(engine, Study) == 4
+
+
 def test_jobs_that_cannot_make_a_study(engine: Engine) -> None:
     running = make_job(engine, status="running")
     empty = make_job(engine, rendered=False)
