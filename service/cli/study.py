@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from typing import TextIO
+
 import click
 
 from service.cli.context import CliContext, pass_cli
@@ -44,7 +46,7 @@ def study() -> None:
 @pass_cli
 def study_create(cli: CliContext, job_ids: tuple[int, ...], name: str, k: int, trials: int,
                  catch_every: int,
-                 practice: int, question: str | None, consent_file: click.utils.LazyFile | None,
+                 practice: int, question: str | None, consent_file: TextIO | None,
                  completion_code: str | None, redirect_url: str | None, base_url: str) -> None:
     """Create a draft study over the stimuli of finished jobs; prints the study URL."""
     from service.studies.study import (

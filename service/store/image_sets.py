@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image as PILImage
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -230,7 +230,7 @@ def _import(
 def _write(engine: Engine, chunk: list[dict[str, object]]) -> None:
     if chunk:
         with unit_of_work(engine) as session:
-            session.execute(ImageSetMember.__table__.insert(), chunk)
+            session.execute(insert(ImageSetMember), chunk)
         chunk.clear()
 
 

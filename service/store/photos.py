@@ -124,7 +124,6 @@ def builtin_photos() -> Iterator[tuple[str, PILImage.Image]]:
         pixels = pixels[0] if isinstance(pixels, tuple) else pixels  # the stereo pair's left view
         yield f"scikit-image:{name}", PILImage.fromarray(np.asarray(pixels)).convert("RGB")
     for name in MATPLOTLIB_PHOTOS:
-        with matplotlib.cbook.get_sample_data(name) as handle:
-            photo = PILImage.open(handle)
-            photo.load()
-        yield f"matplotlib:{name}", photo.convert("RGB")
+        with PILImage.open(matplotlib.cbook.get_sample_data(name, asfileobj=False)) as photo:
+            rgb = photo.convert("RGB")
+        yield f"matplotlib:{name}", rgb
