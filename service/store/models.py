@@ -40,6 +40,8 @@ __all__ = ["DirectionKind", "Objective", "RandomKind"]  # the engine's enums, st
 TOKEN_LENGTH = 32
 LABEL_MAX_CHARS = 200
 LOGIN_KEY_MAX_CHARS = 200
+CLIENT_ADDRESS_MAX_CHARS = 100
+LOGIN_TOKEN_HASH_CHARS = 64
 IMAGE_SET_NAME_MAX_CHARS = 100
 
 
@@ -498,6 +500,7 @@ class Rating(Base):
     __table_args__ = (
         CheckConstraint("confidence BETWEEN 1 AND 5", name="confidence"),
         CheckConstraint("rt_ms >= 0", name="rt_ms"),
+        CheckConstraint("server_rt_ms IS NULL OR server_rt_ms >= 0", name="server_rt_ms"),
         CheckConstraint(f"label IS NULL OR length(label) <= {LABEL_MAX_CHARS}", name="label"),
     )
 
@@ -507,6 +510,9 @@ class Rating(Base):
     confidence: Mapped[int] = mapped_column(Integer)
     label: Mapped[str | None] = mapped_column(String(LABEL_MAX_CHARS))
     rt_ms: Mapped[int] = mapped_column(Integer)
+    # the server's own measure of the answer time, which a client cannot shorten or lengthen
+    # (see annotate.api); empty for ratings stored before it was kept
+    server_rt_ms: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     trial: Mapped[Trial] = relationship(back_populates="rating")
@@ -524,7 +530,8 @@ class User(Base):
 
 
 class LoginFailure(Base):
-    """One failed researcher sign-in, under one throttle key (`addr:<ip>` or `name:<name>`).
+    """One failed researcher sign-in, under one throttle key (`addr:<ip>`, or `name:<name>@<ip>`
+    for the name tried from that address).
 
     Kept in the database so that every web process, on every machine, counts the same attempts;
     rows older than the throttle's window are deleted as new failures arrive.
@@ -536,3 +543,33 @@ class LoginFailure(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(LOGIN_KEY_MAX_CHARS))
     failed_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ResearcherLogin(Base):
+    """One sign-in to the console. The browser's cookie carries only a random token whose hash is
+    kept here, so signing out, a password change or 12 idle hours end the sign-in on the server,
+    whatever copies of the cookie exist."""
+
+    __tablename__ = "researcher_logins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(LOGIN_TOKEN_HASH_CHARS), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SessionStart(Base):
+    """One annotation session started from one client address: the per-address start limit of a
+    study counts these. Rows older than the limit's window are deleted as new starts arrive, so
+    an address is kept no longer than the count needs it."""
+
+    __tablename__ = "session_starts"
+    __table_args__ = (
+        Index("ix_session_starts_study_address", "study_id", "address", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(CLIENT_ADDRESS_MAX_CHARS))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
