@@ -5,6 +5,11 @@ runs: a malformed file stops with an error naming the first bad row and column, 
 estimate quietly built on half-parsed values. The analysis reads
 files only: of `service` it imports the ratings-file contract, never the ORM or torch (the CLI
 queries a study's ratings from the database and hands them to `validate`).
+
+Files written before the appended columns (`task` … `server_rt_ms`) existed stay valid: those
+columns are then empty (`task` is `rating`, the only task such files hold). A CSV's text cells
+come back as the Parquet export holds them: the spreadsheet guard `'` that the export put in
+front of cells like `=…` or `-1` is taken off again (`ratings_file.restore`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from service.studies.ratings_file import CONDITIONS, INT_COLUMNS, RATINGS_COLUMNS, format_for
+from service.studies.ratings_file import (
+    APPENDED_COLUMNS,
+    CONDITIONS,
+    FLOAT_COLUMNS,
+    INT_COLUMNS,
+    RATINGS_COLUMNS,
+    REQUIRED_COLUMNS,
+    TASKS,
+    TEXT_COLUMNS,
+    format_for,
+    restore,
+)
 
 STIMULUS_CONDITIONS = ("basis", "random")
 CATCH_CONDITIONS = ("catch_positive", "catch_negative")
@@ -54,6 +70,28 @@ def _whole_numbers(frame: pd.DataFrame, raw: pd.Series, column: str) -> pd.Serie
     return number.astype("Int64")
 
 
+def _decimals(frame: pd.DataFrame, raw: pd.Series, column: str) -> pd.Series:
+    """A column as nullable floats; text that is not a number is an error, empty stays empty."""
+    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        return raw.astype("Float64")
+    text = raw.astype("string").str.strip()
+    absent = text.isna().to_numpy() | (text == "").fillna(True).to_numpy(dtype=bool)
+    number = pd.to_numeric(text.mask(absent), errors="coerce").astype("Float64")
+    _where(frame, ~absent & number.isna().to_numpy(dtype=bool), column, "is not a number")
+    return number
+
+
+def _with_appended(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every appended column, empty where an older file lacks it."""
+    absent = [c for c in APPENDED_COLUMNS if c not in frame.columns]
+    if not absent:
+        return frame
+    filled = {c: pd.Series(pd.NA, index=frame.index, dtype="object") for c in absent}
+    if "task" in absent:
+        filled["task"] = pd.Series("rating", index=frame.index, dtype="object")
+    return frame.assign(**filled)
+
+
 def _categorical(raw: pd.Series) -> pd.Categorical:
     """Text as a categorical with surrounding blanks stripped and empty cells missing.
 
@@ -78,16 +116,19 @@ def validate(frame: pd.DataFrame) -> pd.DataFrame:
         RatingsError: a column is missing, or a value is out of its domain; the message names
             the first offending row (1-based data row) and the column.
     """
-    missing = [c for c in RATINGS_COLUMNS if c not in frame.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise RatingsError(f"missing column(s): {', '.join(missing)}")
     if frame.empty:
         raise RatingsError("the file has no ratings")
+    frame = _with_appended(frame)
     out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
     for column in RATINGS_COLUMNS:
         raw = frame[column].reset_index(drop=True)
         if column in INT_COLUMNS:
             out[column] = _whole_numbers(frame, raw, column)
+        elif column in FLOAT_COLUMNS:
+            out[column] = _decimals(frame, raw, column)
         elif column == "created_at":
             out[column] = raw.astype("string").str.strip().replace("", pd.NA)
         else:
@@ -100,6 +141,9 @@ def validate(frame: pd.DataFrame) -> pd.DataFrame:
     _where(frame, ~out["confidence"].between(1, 5).to_numpy(dtype=bool), "confidence",
            "is not in 1–5")
     _where(frame, (out["rt_ms"] < 0).to_numpy(dtype=bool), "rt_ms", "is negative")
+    _where(frame, (out["server_rt_ms"] < 0).fillna(False).to_numpy(dtype=bool), "server_rt_ms",
+           "is negative")
+    _where(frame, ~out["task"].isin(TASKS).to_numpy(), "task", f"is not one of {', '.join(TASKS)}")
     is_stimulus = out["condition"].isin(STIMULUS_CONDITIONS).to_numpy()
     for column in ("stimulus_id", "layer"):
         _where(frame, is_stimulus & out[column].isna().to_numpy(), column,
@@ -129,9 +173,15 @@ def read_ratings(path: str | Path) -> pd.DataFrame:
         if format_for(source) == "parquet":
             frame = pd.read_parquet(source)
         else:
-            frame = pd.read_csv(source, keep_default_na=False, na_values=[""],
-                                dtype={"label": "string", "layer": "string",
-                                       "model": "string"})
+            frame = _restored(pd.read_csv(source, keep_default_na=False, na_values=[""],
+                                          dtype=dict.fromkeys(TEXT_COLUMNS, "string")))
     except (ValueError, OSError) as exc:
         raise RatingsError(f"cannot read {source}: {exc}") from exc
     return validate(frame)
+
+
+def _restored(frame: pd.DataFrame) -> pd.DataFrame:
+    """The CSV's text cells without the export's spreadsheet guard (the Parquet file's text)."""
+    text = [c for c in TEXT_COLUMNS if c in frame.columns]
+    return frame.assign(**{c: frame[c].map(restore, na_action="ignore").astype("string")
+                           for c in text})

@@ -7,7 +7,9 @@ external ids (Prolific PIDs, MTurk worker ids) identify people, so the sessions 
 only when the caller asks explicitly.
 
 The researcher console calls `ratings_frame`, `sessions_frame` and `write_frame` for its download
-buttons; the CLI (`service/cli/export.py`) calls the same functions.
+buttons; the CLI (`service/cli/export.py`) calls the same functions. CSV files have their text
+cells neutralised against spreadsheet formulas (`ratings_file.neutralise`); Parquet files keep
+the raw text.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, Engine, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Engine, and_, case, func, literal, null, or_, select
 from sqlalchemy.orm import Session
 
 from service.store.db import seconds_between
@@ -36,6 +38,7 @@ from service.store.models import (
 )
 from service.studies.ratings_file import (
     EXTERNAL_ID_COLUMNS,
+    FLOAT_COLUMNS,
     FORMATS,
     INT_COLUMNS,
     RATINGS_COLUMNS,
@@ -43,6 +46,7 @@ from service.studies.ratings_file import (
     ExportFormat,
     catch_condition,
     expected_answer,
+    neutralise,
 )
 
 if TYPE_CHECKING:
@@ -103,9 +107,15 @@ def ratings_frame(engine: Engine, study_id: int | None = None) -> pd.DataFrame:
             Trial.catch_item_id, Stimulus.direction_id, Direction.job_id, Job.model,
             Direction.layer, condition, Direction.channel, Rating.interpretable,
             Rating.confidence, Rating.label, Rating.rt_ms, Rating.created_at,
+            # appended columns: task, reference, correct, choice, annotator_source, question,
+            # query_gap, server_rt_ms (every study is a rating study so far)
+            literal("rating"), null(), null(), null(), Annotator.source, Study.question, null(),
+            Rating.server_rt_ms,
         )
         .join(Trial, Rating.trial_id == Trial.id)
         .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
+        .join(Annotator, AnnotationSession.annotator_id == Annotator.id)
+        .join(Study, AnnotationSession.study_id == Study.id)
         .outerjoin(Stimulus,
                    and_(Trial.kind == TrialKind.STIMULUS, Trial.stimulus_id == Stimulus.id))
         .outerjoin(Direction, Stimulus.direction_id == Direction.id)
@@ -125,6 +135,9 @@ def ratings_frame(engine: Engine, study_id: int | None = None) -> pd.DataFrame:
         if name in INT_COLUMNS:
             cells = [None if v is None else int(v) for v in values]
             data[name] = pd.array(cells, dtype="Int64")
+        elif name in FLOAT_COLUMNS:
+            data[name] = pd.array([None if v is None else float(v) for v in values],
+                                  dtype="Float64")
         elif name == "created_at":
             data[name] = pd.array([iso_utc(v) for v in values], dtype="string")
         else:
@@ -214,10 +227,22 @@ def write_frame(frame: pd.DataFrame, path: str | Path, fmt: ExportFormat = "csv"
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
-        frame.to_csv(target, index=False, na_rep="")
+        # CRLF line ends (RFC 4180) make the writer quote every cell that holds a CR or LF, so
+        # no cell can break into a new row whose first cell a spreadsheet would evaluate
+        _neutralised(frame).to_csv(target, index=False, na_rep="", lineterminator="\r\n")
     else:
         frame.to_parquet(target, index=False)
     return target
+
+
+def _neutralised(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells cannot run as spreadsheet formulas; numbers stay numbers."""
+    import pandas as pd
+
+    text = [name for name in frame.columns
+            if pd.api.types.is_string_dtype(frame[name]) or frame[name].dtype == object]
+    return frame.assign(**{name: frame[name].map(
+        lambda cell: neutralise(cell) if isinstance(cell, str) else cell) for name in text})
 
 
 def stimulus_pngs(engine: Engine, stimulus_ids: list[int]) -> dict[int, bytes]:

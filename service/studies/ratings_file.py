@@ -2,6 +2,13 @@
 
 This module is the whole contract between the site and `analysis/`, so it imports neither the
 ORM nor torch: reading a ratings file must not need either.
+
+CSV exports are opened in spreadsheets, where a cell that begins with `=`, `+`, `-`, `@`, a tab
+or a carriage return can run as a formula (a label such as `=HYPERLINK(…)` typed by an
+annotator). `neutralise` prefixes such text cells with `'`, as OWASP advises, and `restore`
+undoes exactly that when `fvlab analyze` reads the file, so a CSV and the raw Parquet export of
+the same ratings read back to the same values. Numbers are never prefixed: a numeric cell
+cannot hold a formula.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from typing import Literal
 
 from service.featurevis.kinds import DirectionKind
 
-RATINGS_COLUMNS: tuple[str, ...] = (
+REQUIRED_COLUMNS: tuple[str, ...] = (  # every ratings file has these, older ones only these
     "rating_id",
     "study_id",
     "session_id",
@@ -32,6 +39,18 @@ RATINGS_COLUMNS: tuple[str, ...] = (
     "rt_ms",
     "created_at",
 )
+APPENDED_COLUMNS: tuple[str, ...] = (  # after created_at; a file without them is still valid
+    "task",
+    "reference",
+    "correct",
+    "choice",
+    "annotator_source",
+    "question",
+    "query_gap",
+    "server_rt_ms",
+)
+RATINGS_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + APPENDED_COLUMNS
+TASKS: tuple[str, ...] = ("rating", "2afc")
 
 
 class Condition(StrEnum):
@@ -77,7 +96,12 @@ ExportFormat = Literal["csv", "parquet"]
 
 INT_COLUMNS = ("rating_id", "study_id", "session_id", "annotator_id", "trial_position",
                 "stimulus_id", "catch_item_id", "direction_id", "job_id", "channel",
-                "interpretable", "confidence", "rt_ms")
+                "interpretable", "confidence", "rt_ms", "correct", "choice", "server_rt_ms")
+FLOAT_COLUMNS = ("query_gap",)
+TEXT_COLUMNS = tuple(c for c in RATINGS_COLUMNS if c not in INT_COLUMNS + FLOAT_COLUMNS)
+FORMULA_STARTS = ("=", "+", "-", "@")  # after any leading blanks, which spreadsheets strip
+CONTROL_STARTS = ("\t", "\r")
+NEUTRALISER = "'"
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
@@ -88,6 +112,25 @@ def format_for(path: Path, fmt: str | None = None) -> ExportFormat:
             raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
         return "parquet" if fmt == "parquet" else "csv"
     return "parquet" if path.suffix.lower() in PARQUET_SUFFIXES else "csv"
+
+
+def _needs_prefix(cell: str) -> bool:
+    """Whether a spreadsheet could read the cell as a formula, or the cell would read back as
+    one that was neutralised (it already begins with `'` in front of such a start)."""
+    bare = cell.lstrip(NEUTRALISER)
+    return bare.startswith(CONTROL_STARTS) or bare.lstrip().startswith(FORMULA_STARTS)
+
+
+def neutralise(cell: str) -> str:
+    """The text as a CSV cell a spreadsheet shows as text; `restore` gives the text back."""
+    return NEUTRALISER + cell if _needs_prefix(cell) else cell
+
+
+def restore(cell: str) -> str:
+    """The text `neutralise` was given (text that was never neutralised comes back unchanged)."""
+    if cell.startswith(NEUTRALISER) and _needs_prefix(cell[1:]):
+        return cell[1:]
+    return cell
 
 
 def catch_condition(catch_kind: str) -> Condition:

