@@ -17,10 +17,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
-from annotate.assign import DEFAULT_RESERVATION, release_taken_items, reservation_lapsed
 from annotate.current import current_session, session_token
 from annotate.database import get_db, get_engine
 from annotate.rating_input import MAX_BODY_BYTES, RatingInput, RatingInputError, parse_rating
+from annotate.reservations import DEFAULT_RESERVATION, release_taken_items, reservation_lapsed
+from annotate.whole_numbers import is_plain_number
 from service.store.db import unit_of_work, utcnow
 from service.store.models import AnnotationSession, Rating, SessionStatus, Study, Trial, TrialKind
 from service.store.tokens import is_token
@@ -87,11 +88,12 @@ def _progress(status: str, slug: str, trials: list[tuple[str, bool]]) -> dict[st
 
 
 _TRIAL_ROWS = (  # built once: the hot path only binds the token
-    select(Trial.id, Trial.token, Trial.kind, Trial.position,
+    select(Trial.id, Trial.token, Trial.kind, Trial.position, Trial.served_at,
            Rating.id.label("rating_id"), Rating.created_at, Rating.interpretable,
            Rating.confidence, Rating.label, Rating.rt_ms,
            AnnotationSession.id.label("session_id"), AnnotationSession.status,
-           AnnotationSession.reserved_until, Study.slug, Study.completion_code)
+           AnnotationSession.reserved_until, AnnotationSession.started_at,
+           AnnotationSession.instructions_done_at, Study.slug, Study.completion_code)
     .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
     .join(Study, AnnotationSession.study_id == Study.id)
     .outerjoin(Rating, Rating.trial_id == Trial.id)
@@ -149,7 +151,7 @@ def upcoming() -> Response:
     if owner is None:
         raise ApiError(401, "no annotation session in this browser; open the study link again")
     limit = request.args.get("limit", "5")
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_TRIALS_PER_FETCH:
+    if not is_plain_number(limit) or not 1 <= int(limit) <= MAX_TRIALS_PER_FETCH:
         _session_or_401(db)  # a stale session is refused first, as before
         raise ApiError(400, f"limit must be 1…{MAX_TRIALS_PER_FETCH}", "limit")
     trials = db.connection().execute(
@@ -208,6 +210,20 @@ def _answered(rows: list[Any], also: int | None = None) -> list[tuple[str, bool]
     return [(r.kind, r.rating_id is not None or r.id == also) for r in rows]
 
 
+def server_rt_ms(rows: list[Any], trial: Any, now: datetime) -> int:
+    """The answer time on the server's own clock, kept beside the page's `rt_ms`: from the moment
+    the trial became the person's current one (their previous answer stored, the instructions
+    finished or else the session started, or the page's report that the image is on screen,
+    whichever came last) to `now`. What a client reports can only make it shorter, never longer
+    than the time that really passed, so a script that claims slow answers is still seen as
+    fast."""
+    moments = [r.created_at for r in rows if r.rating_id is not None]
+    moments.append(trial.instructions_done_at or trial.started_at)
+    if trial.served_at is not None:
+        moments.append(trial.served_at)
+    return max(0, round((now - max(moments)).total_seconds() * 1000))
+
+
 def _store(db: Session, rows: list[Any], trial: Any, rating: RatingInput,
            owner: str) -> dict[str, Any]:
     """Insert the rating, mark the trial answered and renew the session; returns the progress."""
@@ -220,7 +236,7 @@ def _store(db: Session, rows: list[Any], trial: Any, rating: RatingInput,
     conn.execute(_INSERT_RATING, {
         "trial_id": trial.id, "interpretable": rating.interpretable,
         "confidence": rating.confidence, "label": rating.label, "rt_ms": rating.rt_ms,
-        "created_at": now})
+        "server_rt_ms": server_rt_ms(rows, trial, now), "created_at": now})
     conn.execute(_MARK_ANSWERED, {"trial": trial.id, "moment": now})
     session_id = trial.session_id
     trials = _answered(rows, also=trial.id)

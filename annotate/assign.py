@@ -9,48 +9,62 @@ Starts of one study therefore reserve one after another, each seeing the reserva
 ones before it, so no item is handed out beyond its k ratings however many annotators arrive at
 once; the lock is held only for that count and those inserts. Rating never takes this lock.
 
-An item's load is its completed ratings plus its open reservations: unanswered trials of active
-sessions whose `reserved_until` is still ahead. A session that goes quiet lets its reservations
-lapse, and its items return to the pool for the next annotator.
+How long a session holds its items is the concern of `annotate.reservations`. One client
+address may start only so many sessions of a study within a window (`annotate.start_limit`), so
+a script cannot fill a study by consenting in a loop.
+
+Resuming needs more than an id others can see: participant ids travel in URLs and screenshots.
+A session is resumed by the browser that holds its cookie (the routes' business), or by the
+whole credential its platform gave the person: Prolific's PROLIFIC_PID with the same SESSION_ID
+(the submission), MTurk's workerId with the same assignmentId. Anything else is refused before
+the existing session is looked at any further, so the refusal neither shows nor changes it.
 """
 
 from __future__ import annotations
 
+import hmac
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Engine, and_, func, insert, or_, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from annotate.reservations import (
+    DEFAULT_RESERVATION,
+    FIRST_ANSWER_RESERVATION,
+    item_loads,
+    release_taken_items,
+    reservation_lapsed,
+)
+from annotate.start_limit import StartLimit
 from annotate.trial_plan import Candidate, CatchChoice, plan_session
 from service.store.db import unit_of_work, utcnow
 from service.store.models import (
     AnnotationSession,
     Annotator,
+    AnnotatorSource,
     CatchItem,
     Direction,
     Image,
-    Rating,
     SessionStatus,
     Stimulus,
     Study,
     StudyStatus,
     StudyStimulus,
     Trial,
-    TrialKind,
 )
 from service.store.tokens import new_token
 from service.studies.catch import catch_items, catch_pool_complete, ensure_catch_items
 
-DEFAULT_RESERVATION = timedelta(hours=2)
+DEFAULT_START_LIMIT = (10, 3600.0)  # new sessions of one study per client address, per seconds
 
 
 class StartRefused(Exception):
     """The session cannot start; `reason` is one of the REASONS, shown politely to the person."""
 
-    REASONS = ("not_found", "closed", "full", "already_done")
+    REASONS = ("not_found", "closed", "full", "already_done", "taken", "busy")
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -69,29 +83,16 @@ class Identity:
     turk_submit_to: str | None = None
 
 
-def _open_reservation(now: datetime) -> ColumnElement[bool]:
-    return and_(
-        Rating.id.is_(None),
-        AnnotationSession.status == SessionStatus.ACTIVE,
-        AnnotationSession.reserved_until > now,
-    )
-
-
-def item_loads(db: Session, study_id: int, now: datetime) -> dict[int, tuple[int, int]]:
-    """{stimulus id: (completed ratings, open reservations)} for the study's stimuli in use."""
-    rows = db.execute(
-        select(
-            Trial.stimulus_id,
-            func.count(Rating.id),
-            func.count(Trial.id).filter(_open_reservation(now)),
-        )
-        .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
-        .outerjoin(Rating, Rating.trial_id == Trial.id)
-        .where(AnnotationSession.study_id == study_id, Trial.kind == TrialKind.STIMULUS)
-        .where(or_(Rating.id.is_not(None), _open_reservation(now)))
-        .group_by(Trial.stimulus_id)
-    ).all()
-    return {stimulus_id: (int(done), int(reserved)) for stimulus_id, done, reserved in rows}
+def resumable_by(session: AnnotationSession, identity: Identity) -> bool:
+    """Whether `identity` carries the whole credential `session` was started with (see the
+    module's docstring); an id alone, or one with another submission, never does."""
+    if identity.source == AnnotatorSource.PROLIFIC:
+        held, given = session.external_session_id, identity.external_session_id
+    elif identity.source == AnnotatorSource.MTURK:
+        held, given = session.assignment_id, identity.assignment_id
+    else:
+        return False
+    return held is not None and given is not None and hmac.compare_digest(held, given)
 
 
 def _seen_stimuli(db: Session, annotator_id: int) -> set[int]:
@@ -178,34 +179,17 @@ def _prepare(db: Session, slug: str, identity: Identity) -> _Prepared:
     )
 
 
-def release_taken_items(db: Session, study: Study, session: AnnotationSession,
-                         now: datetime) -> None:
-    """Before a session's reservation is renewed, drop its unanswered trials whose items others
-    filled meanwhile; otherwise renewing a lapsed reservation would push those items past k.
-    (A rating given on a lapsed trial is still stored: no rating is ever lost.)"""
-    session.reserved_until = None
-    db.flush()
-    loads = item_loads(db, study.id, now)
-    for trial in db.scalars(
-        select(Trial).outerjoin(Rating, Rating.trial_id == Trial.id)
-        .where(Trial.session_id == session.id, Trial.kind == TrialKind.STIMULUS,
-               Rating.id.is_(None))
-        .order_by(Trial.position)
-    ):
-        done, reserved = loads.get(trial.stimulus_id, (0, 0))  # type: ignore[arg-type]
-        if done + reserved >= study.ratings_per_item:
-            db.delete(trial)
-        else:
-            loads[trial.stimulus_id] = (done, reserved + 1)  # type: ignore[index]
-    db.flush()
+@dataclass(frozen=True)
+class _Terms:
+    """How long a start holds its items, and which start limit applies to whom."""
 
-
-def reservation_lapsed(reserved_until: datetime | None, now: datetime) -> bool:
-    return reserved_until is None or reserved_until <= now
+    hold: timedelta  # until the first answer
+    client: str | None  # the client's address; None: no start limit (the CLI, tests)
+    limit: StartLimit
 
 
 def _start_locked(db: Session, slug: str, identity: Identity, prepared: _Prepared,
-                  now: datetime, reservation: timedelta, rng: random.Random) -> str:
+                  now: datetime, terms: _Terms, rng: random.Random) -> str:
     """Under the study's lock: resume the person's session, or count every item's load and
     reserve a new session's trials. Kept to a few statements, since starts queue on this lock."""
     study = db.scalars(select(Study).where(Study.slug == slug).with_for_update()).first()
@@ -219,14 +203,19 @@ def _start_locked(db: Session, slug: str, identity: Identity, prepared: _Prepare
         )
     ).first()
     if existing is not None:
+        if not resumable_by(existing, identity):
+            raise StartRefused("taken")
         if existing.status != SessionStatus.ACTIVE:
             raise StartRefused("already_done")
         if reservation_lapsed(existing.reserved_until, now):
             release_taken_items(db, study, existing, now)
-        existing.reserved_until = now + reservation
+        # a resumed session keeps a longer lease it still has; the next answer renews it
+        existing.reserved_until = max(existing.reserved_until or now, now + terms.hold)
         return existing.token
     if study.status != StudyStatus.OPEN:
         raise StartRefused("closed")
+    if terms.client is not None and terms.limit.reached(db, study.id, terms.client, now):
+        raise StartRefused("busy")
     seen = set() if annotator_id is None else _seen_stimuli(db, annotator_id)
     candidates = _candidates(prepared, item_loads(db, study.id, now), seen,
                              study.ratings_per_item)
@@ -248,7 +237,7 @@ def _start_locked(db: Session, slug: str, identity: Identity, prepared: _Prepare
         "status": SessionStatus.ACTIVE, "external_study_id": identity.external_study_id,
         "external_session_id": identity.external_session_id,
         "assignment_id": identity.assignment_id, "turk_submit_to": identity.turk_submit_to,
-        "started_at": now, "consent_at": now, "reserved_until": now + reservation,
+        "started_at": now, "consent_at": now, "reserved_until": now + terms.hold,
     }]).one()
     db.execute(insert(Trial).execution_options(render_nulls=True), [  # one multi-row INSERT
         {"session_id": session_id, "position": position, "kind": planned.kind,
@@ -256,26 +245,41 @@ def _start_locked(db: Session, slug: str, identity: Identity, prepared: _Prepare
          "token": new_token()}
         for position, planned in enumerate(plan)
     ])
+    if terms.client is not None:
+        terms.limit.record(db, study.id, terms.client, now)
     return token
 
 
 def start_session(engine: Engine, slug: str, identity: Identity, *,
-                  reservation: timedelta = DEFAULT_RESERVATION, now: datetime | None = None,
-                  rng: random.Random | None = None) -> str:
+                  reservation: timedelta = DEFAULT_RESERVATION,
+                  first_answer: timedelta = FIRST_ANSWER_RESERVATION,
+                  client: str | None = None,
+                  start_limit: tuple[int, float] = DEFAULT_START_LIMIT,
+                  now: datetime | None = None, rng: random.Random | None = None) -> str:
     """Start (or resume) the identity's session in the study and return its token.
 
+    Args:
+        reservation: the full lease, which the site gives after each answer.
+        first_answer: how long a new session holds its items before its first answer (never
+            longer than `reservation`).
+        client: the client's address, counted against `start_limit` (count, seconds) of new
+            sessions of this study; None counts nothing.
+
     Raises:
-        StartRefused: unknown or draft study, closed, nothing left to rate, or this person
-            already finished a session of it.
+        StartRefused: unknown or draft study, closed, nothing left to rate, this person
+            already finished a session of it, the identity lacks the credential its session was
+            started with (`taken`), or the address started too many sessions lately (`busy`).
     """
     chosen_rng = rng or random.SystemRandom()
+    terms = _Terms(hold=min(first_answer, reservation), client=client,
+                   limit=StartLimit(*start_limit))
 
     def attempt() -> str:
         moment = now or utcnow()
         with unit_of_work(engine) as db:
             prepared = _prepare(db, slug, identity)
         with unit_of_work(engine, lock=True) as db:
-            return _start_locked(db, slug, identity, prepared, moment, reservation, chosen_rng)
+            return _start_locked(db, slug, identity, prepared, moment, terms, chosen_rng)
 
     try:
         return attempt()

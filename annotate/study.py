@@ -5,6 +5,10 @@ Entry reads Prolific (`PROLIFIC_PID`, `STUDY_ID`, `SESSION_ID`) or MTurk (`worke
 list are created only when the person consents; MTurk's preview and mere visits create nothing.
 The end page, with the completion code and the hand-off to Prolific or MTurk, is only shown once
 the server has stored the last rating, so nobody is paid for ratings that were lost.
+
+Coming back resumes the session from the browser that holds it, or with the whole credential
+of its platform (`annotate.assign.resumable_by`); a visible id alone gets a polite refusal that
+says nothing about the session and changes nothing.
 """
 
 from __future__ import annotations
@@ -13,15 +17,23 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeGuard
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from sqlalchemy import case, exists, select, update
 from sqlalchemy.orm import InstrumentedAttribute
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from annotate.assign import DEFAULT_RESERVATION, Identity, StartRefused, start_session
+from annotate.assign import (
+    DEFAULT_START_LIMIT,
+    Identity,
+    StartRefused,
+    resumable_by,
+    start_session,
+)
 from annotate.current import current_session, remember
 from annotate.database import get_db, get_engine
+from annotate.reservations import DEFAULT_RESERVATION, FIRST_ANSWER_RESERVATION
 from service.store.db import unit_of_work, utcnow
 from service.store.models import (
     AnnotationSession,
@@ -51,6 +63,11 @@ MESSAGES = {
              "Every image already has enough ratings. Thank you for your interest!"),
     "already_done": (409, "You have already taken part",
                      "Each person can take part in this study once. Thank you!"),
+    "taken": (409, "This study has already been started with this id",
+              "If you began it in another browser, please continue there, or open the study "
+              "again from the link on Prolific or MTurk. Thank you!"),
+    "busy": (429, "Too many people have started this study from your network",
+             "Please try again later. Thank you for your interest!"),
 }
 
 
@@ -114,6 +131,14 @@ def _own_session(slug: str) -> AnnotationSession | None:
     return session if session is not None and session.study.slug == slug else None
 
 
+def _is_own(session: AnnotationSession | None,
+            identity: Identity | None) -> TypeGuard[AnnotationSession]:
+    """The browser's own session serves an entry without an id, or with the session's own id."""
+    return session is not None and (identity is None or (
+        (session.annotator.source, session.annotator.external_id)
+        == (identity.source, identity.external_id)))
+
+
 def _existing_session(study: Study, identity: Identity) -> AnnotationSession | None:
     return get_db().scalars(
         select(AnnotationSession)
@@ -137,13 +162,13 @@ def enter(slug: str) -> WerkzeugResponse | tuple[str, int] | str:
         return render_template("study/instructions.html", study=study, preview=True,
                                examples=instruction_examples())
     own = _own_session(slug)
-    if own is not None and (entry.identity is None or (
-            (own.annotator.source, own.annotator.external_id)
-            == (entry.identity.source, entry.identity.external_id))):
+    if _is_own(own, entry.identity):
         return redirect(_step_url(own))
     if entry.identity is not None:
         existing = _existing_session(study, entry.identity)
         if existing is not None:
+            if not resumable_by(existing, entry.identity):
+                return message("taken")
             if existing.status != SessionStatus.ACTIVE:
                 return message("already_done")
             remember(existing.token)
@@ -164,7 +189,7 @@ def start(slug: str) -> WerkzeugResponse | tuple[str, int]:
     if entry.preview:
         return message("not_found")
     own = _own_session(slug)
-    if entry.identity is None and own is not None:
+    if _is_own(own, entry.identity):
         return redirect(_step_url(own))
     if request.form.get("consent") != "yes":
         study = _study(slug)
@@ -176,9 +201,14 @@ def start(slug: str) -> WerkzeugResponse | tuple[str, int]:
                                      "this page if you do not want to take part.")
         return page, 400
     identity = entry.identity or Identity(AnnotatorSource.ANONYMOUS, f"anon-{new_token()}")
-    reservation = current_app.config.get("RESERVATION", DEFAULT_RESERVATION)
+    config = current_app.config
     try:
-        token = start_session(get_engine(), slug, identity, reservation=reservation)
+        token = start_session(
+            get_engine(), slug, identity,
+            reservation=config.get("RESERVATION", DEFAULT_RESERVATION),
+            first_answer=config.get("FIRST_ANSWER_RESERVATION", FIRST_ANSWER_RESERVATION),
+            client=request.remote_addr or "?",
+            start_limit=config.get("START_RATE_LIMIT", DEFAULT_START_LIMIT))
     except StartRefused as exc:
         return message(exc.reason)
     remember(token)

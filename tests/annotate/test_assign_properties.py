@@ -17,13 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
-from annotate.assign import (
-    Identity,
-    StartRefused,
-    item_loads,
-    reservation_lapsed,
-    start_session,
-)
+from annotate.assign import Identity, StartRefused, start_session
+from annotate.reservations import item_loads, reservation_lapsed
 from service.store.db import make_engine, unit_of_work, utcnow
 from service.store.models import AnnotationSession, Direction, Rating, Stimulus, Trial
 from tests.annotate.conftest import make_study
@@ -88,8 +83,10 @@ def test_invariants_hold_for_any_history(n_basis: int, n_random: int, k: int, tr
         for action, person in steps:
             if action == "start":
                 try:
-                    start_session(engine, info.slug, Identity("prolific", f"p{person}"),
-                                  now=now, reservation=RESERVATION)
+                    identity = Identity("prolific", f"p{person}",
+                                        external_session_id=f"s{person}")
+                    start_session(engine, info.slug, identity, now=now,
+                                  reservation=RESERVATION)
                 except StartRefused as exc:
                     assert exc.reason in ("full", "already_done")
             elif action == "answer":

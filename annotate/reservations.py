@@ -1,0 +1,72 @@
+"""Reservations: which items a study's active sessions hold, and for how long.
+
+An item's load is its completed ratings plus its open reservations: unanswered trials of active
+sessions whose `reserved_until` is still ahead. A new session holds its items only briefly
+(`FIRST_ANSWER_RESERVATION`) until it shows life; its first answer brings the full lease
+(`DEFAULT_RESERVATION`), which every answer renews. A session that goes quiet lets its
+reservations lapse, and its items return to the pool for the next annotator.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from service.store.models import AnnotationSession, Rating, SessionStatus, Study, Trial, TrialKind
+
+DEFAULT_RESERVATION = timedelta(hours=2)  # the lease after each answer
+FIRST_ANSWER_RESERVATION = timedelta(minutes=10)  # a new session's hold until its first answer
+
+
+def _open_reservation(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        Rating.id.is_(None),
+        AnnotationSession.status == SessionStatus.ACTIVE,
+        AnnotationSession.reserved_until > now,
+    )
+
+
+def item_loads(db: Session, study_id: int, now: datetime) -> dict[int, tuple[int, int]]:
+    """{stimulus id: (completed ratings, open reservations)} for the study's stimuli in use."""
+    rows = db.execute(
+        select(
+            Trial.stimulus_id,
+            func.count(Rating.id),
+            func.count(Trial.id).filter(_open_reservation(now)),
+        )
+        .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
+        .outerjoin(Rating, Rating.trial_id == Trial.id)
+        .where(AnnotationSession.study_id == study_id, Trial.kind == TrialKind.STIMULUS)
+        .where(or_(Rating.id.is_not(None), _open_reservation(now)))
+        .group_by(Trial.stimulus_id)
+    ).all()
+    return {stimulus_id: (int(done), int(reserved))  # type: ignore[misc]  # never None here
+            for stimulus_id, done, reserved in rows}
+
+
+def release_taken_items(db: Session, study: Study, session: AnnotationSession,
+                         now: datetime) -> None:
+    """Before a session's reservation is renewed, drop its unanswered trials whose items others
+    filled meanwhile; otherwise renewing a lapsed reservation would push those items past k.
+    (A rating given on a lapsed trial is still stored: no rating is ever lost.)"""
+    session.reserved_until = None
+    db.flush()
+    loads = item_loads(db, study.id, now)
+    for trial in db.scalars(
+        select(Trial).outerjoin(Rating, Rating.trial_id == Trial.id)
+        .where(Trial.session_id == session.id, Trial.kind == TrialKind.STIMULUS,
+               Rating.id.is_(None))
+        .order_by(Trial.position)
+    ):
+        done, reserved = loads.get(trial.stimulus_id, (0, 0))  # type: ignore[arg-type]
+        if done + reserved >= study.ratings_per_item:
+            db.delete(trial)
+        else:
+            loads[trial.stimulus_id] = (done, reserved + 1)  # type: ignore[index]
+    db.flush()
+
+
+def reservation_lapsed(reserved_until: datetime | None, now: datetime) -> bool:
+    return reserved_until is None or reserved_until <= now
