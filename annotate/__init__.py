@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask
 
 from annotate import admin, api, database, errors, health, images, security, study
+from annotate.whole_numbers import DatabaseId
 from service.config import load_settings
 
 
@@ -19,10 +20,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         DATABASE_URL=settings.database_url,
         DATA_DIR=str(settings.data_dir),
         SECRET_KEY=settings.secret_key,
+        PROXY_HOPS=settings.proxy_hops,
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
 
+    app.url_map.converters["int"] = DatabaseId  # before any route is added
     security.init_app(app)
     errors.init_app(app)
     database.init_app(app)

@@ -27,6 +27,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from annotate.admin_forms import FormError, int_field
 from annotate.database import get_engine
+from annotate.whole_numbers import parse_id
 from service.generation.jobs import JobSummary, list_jobs
 from service.store.models import JobStatus, Study, StudyStatus
 from service.studies.progress import contact_sheet, stimulus_png, study_progress
@@ -81,9 +82,10 @@ def index() -> tuple[str, int]:
 def _study_request(form: MultiDict[str, str]) -> StudyRequest:
     job_ids = []
     for raw in form.getlist("job"):
-        if not raw.strip().isdigit():
+        job_id = parse_id(raw)
+        if job_id is None:
             raise StudyError(f"jobs: {raw!r} is not a job id")
-        job_ids.append(int(raw))
+        job_ids.append(job_id)
     settings = {name: int_field(form, name) for name in LIMITS}
     return StudyRequest(
         job_ids=job_ids, name=form.get("name", ""), question=form.get("question", ""),
@@ -96,7 +98,7 @@ def _study_request(form: MultiDict[str, str]) -> StudyRequest:
 @bp.post("")
 def create() -> WerkzeugResponse | tuple[str, int]:
     entered = {key: request.form.get(key, "") for key in STUDY_DEFAULTS}
-    chosen = [int(raw) for raw in request.form.getlist("job") if raw.strip().isdigit()]
+    chosen = [job for job in map(parse_id, request.form.getlist("job")) if job is not None]
     try:
         study_id = create_study(get_engine(), _study_request(request.form))
     except (FormError, StudyError) as exc:

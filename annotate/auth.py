@@ -8,12 +8,19 @@ account; their cookie holds only their session token, which grants nothing here.
 Every state-changing request (POST, also the login form itself) must carry the CSRF token kept
 in the signed cookie, as the form field `csrf_token` or the header `X-CSRF-Token`.
 
-Failed logins are counted per client address and per user name in the `login_failures` table;
-after `LOGIN_MAX_FAILURES` within `LOGIN_WINDOW_SECONDS` further attempts are refused before the
-password is even checked. The count lives in the database, not in a process's memory, so every
-gunicorn worker on every machine shares it and a restart forgets nothing; its clock is therefore
-wall-clock UTC. Each failure also deletes everyone's rows older than the window, which keeps the
-table small.
+A sign-in is a row on the server (`service.store.accounts`): the cookie carries only its random
+token, so signing out, a password change or `IDLE_LIMIT` without a visit end it for every copy
+of the cookie. Every console response is marked `Cache-Control: no-store`, so no page, progress
+figure or export stays in a browser's or proxy's cache.
+
+Failed logins are counted in the `login_failures` table per client address, and per user name
+tried from that address; after `LOGIN_MAX_FAILURES` within `LOGIN_WINDOW_SECONDS` under either
+key, further attempts are refused before the password is even checked. A stranger guessing a
+researcher's password therefore only holds back the stranger's own address, while one address
+spraying many names is held back all the same. The count lives in the database, not in a
+process's memory, so every gunicorn worker on every machine shares it and a restart forgets
+nothing; its clock is therefore wall-clock UTC. Each failure also deletes everyone's rows older
+than the window, which keeps the table small.
 """
 
 from __future__ import annotations
@@ -29,12 +36,13 @@ from flask import session as cookie
 from sqlalchemy import delete, func, select
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from annotate.database import get_db, get_engine
-from service.store.accounts import NAME_PATTERN
+from annotate.database import get_engine
+from service.store.accounts import NAME_PATTERN, end_login, signed_in_user, start_login
 from service.store.db import unit_of_work, utcnow
 from service.store.models import LOGIN_KEY_MAX_CHARS, LoginFailure, User
 
-USER_KEY = "researcher"
+LOGIN_KEY = "login"
+IDLE_LIMIT = timedelta(hours=12)
 CSRF_KEY = "csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -101,30 +109,39 @@ def throttle() -> LoginThrottle:
 
 
 def login_keys(name: str) -> list[str]:
-    """The keys a login attempt is counted under: the client's address, and the name tried when
-    it could be an account's (anything else, NUL bytes included, never reaches the database)."""
-    keys = [f"addr:{request.remote_addr or '?'}"]
+    """The keys a login attempt is counted under: the client's address, and the name tried from
+    that address when it could be an account's (anything else, NUL bytes included, never
+    reaches the database)."""
+    address = request.remote_addr or "?"
+    keys = [f"addr:{address}"]
     if NAME_PATTERN.match(name):
-        keys.append(f"name:{name.lower()}")
+        keys.append(f"name:{name.lower()}@{address}")
     return keys
 
 
 def log_in(user: User) -> None:
-    """Start a fresh signed-in cookie (a new CSRF token too, so nothing from before survives)."""
+    """Start a sign-in and a fresh cookie holding only its token (and a new CSRF token, so
+    nothing from before survives)."""
+    token = start_login(get_engine(), user.id)
     cookie.clear()
-    cookie[USER_KEY] = user.id
+    cookie[LOGIN_KEY] = token
     cookie[CSRF_KEY] = secrets.token_urlsafe(32)
 
 
 def log_out() -> None:
+    """End the sign-in on the server, then forget it in this browser."""
+    token = cookie.get(LOGIN_KEY)
+    if isinstance(token, str):
+        end_login(get_engine(), token)
     cookie.clear()
 
 
 def current_researcher() -> User | None:
-    """The signed-in researcher, or None; an id of a deleted account counts as signed out."""
+    """The signed-in researcher, or None: no sign-in token, or one that was ended or idle."""
     if "researcher" not in g:
-        user_id = cookie.get(USER_KEY)
-        g.researcher = get_db().get(User, user_id) if isinstance(user_id, int) else None
+        token = cookie.get(LOGIN_KEY)
+        g.researcher = (signed_in_user(get_engine(), token, IDLE_LIMIT)
+                        if isinstance(token, str) else None)
     return g.researcher
 
 
@@ -144,9 +161,12 @@ def csrf_ok() -> bool:
 
 
 def safe_next(target: str | None) -> str:
-    """A post-login destination inside /admin only, never another site (no open redirect)."""
-    parts = urlsplit(target or "")
-    if target and not parts.scheme and not parts.netloc and parts.path.startswith("/admin"):
+    """A post-login destination inside /admin only, never another site (no open redirect) and
+    never text a header cannot carry (control characters such as CR and LF)."""
+    if not target or any(ord(char) < 32 or ord(char) == 127 for char in target):
+        return url_for("admin.index")
+    parts = urlsplit(target)
+    if not parts.scheme and not parts.netloc and parts.path.startswith("/admin"):
         return target
     return url_for("admin.index")
 
@@ -171,3 +191,10 @@ def protect(blueprint: Blueprint, public: Iterable[str]) -> None:
         return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
 
     blueprint.before_request(guard)
+    blueprint.after_request(_no_store)
+
+
+def _no_store(response: WerkzeugResponse) -> WerkzeugResponse:
+    """Nothing a researcher is sent is kept by a browser's or a proxy's cache."""
+    response.headers["Cache-Control"] = "no-store"
+    return response

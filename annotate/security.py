@@ -4,6 +4,10 @@ The policy forbids inline script, framing and MIME sniffing. Cookies are HttpOnl
 SameSite=Lax always, and Secure whenever the request arrived over TLS (directly or, behind a
 proxy, as told by X-Forwarded-Proto through ProxyFix), so one configuration serves both a laptop
 demo on http://127.0.0.1 and a deployment behind an HTTPS proxy.
+
+X-Forwarded-* headers are trusted only from the `PROXY_HOPS` proxies the site is told it runs
+behind (`FVLAB_PROXY_HOPS`, default 0). Any client can send those headers; trusted blindly, they
+would let it pick the address the sign-in throttle and the start limit count it under.
 """
 
 from __future__ import annotations
@@ -59,5 +63,8 @@ def init_app(app: Flask) -> None:
     require_secret_key(app)
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     app.session_interface = TlsAwareSessionInterface()
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    hops = int(app.config.get("PROXY_HOPS", 0))
+    if hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # Flask's documented way
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.after_request(_add_headers)

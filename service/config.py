@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 DEFAULT_DATA_DIR = "var"
 MIN_SECRET_KEY_LENGTH = 16
+MAX_PROXY_HOPS = 5
 
 
 class ConfigError(ValueError):
@@ -86,13 +87,25 @@ class Settings:
             raise ConfigError(f"FVLAB_WEIGHTS_DIR {weights_raw!r} is not an existing directory")
         return weights_dir
 
+    @cached_property
+    def proxy_hops(self) -> int:
+        """How many proxies in front of the site set X-Forwarded-* headers that the site may
+        trust; 0 (the default) ignores those headers, which any client can send."""
+        raw = (self.env.get("FVLAB_PROXY_HOPS") or "0").strip()
+        if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_PROXY_HOPS:
+            raise ConfigError(
+                f"FVLAB_PROXY_HOPS must be a whole number from 0 to {MAX_PROXY_HOPS} (the "
+                f"proxies in front of the site), got {raw!r}"
+            )
+        return int(raw)
+
     @property
     def backend(self) -> str:
         return make_url(self.database_url).get_backend_name()
 
     def check_all(self) -> Settings:
         """Validate every setting now; for processes that will use them all."""
-        for name in ("data_dir", "database_url", "secret_key", "weights_dir"):
+        for name in ("data_dir", "database_url", "secret_key", "weights_dir", "proxy_hops"):
             getattr(self, name)
         return self
 

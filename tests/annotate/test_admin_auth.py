@@ -192,11 +192,13 @@ def test_failures_in_one_process_block_the_other(app: Flask, second_app: Flask,
 def test_the_block_lifts_after_the_window(app: Flask, engine: Engine) -> None:
     create_user(engine, RESEARCHER, PASSWORD)
     window = timedelta(seconds=LOGIN_WINDOW_SECONDS)
-    _add_failures(engine, f"name:{RESEARCHER}", utcnow() - window + timedelta(minutes=1))
+    _add_failures(engine, f"name:{RESEARCHER}@127.0.0.1",
+                  utcnow() - window + timedelta(minutes=1))
     assert _attempt(app, PASSWORD) == 429  # still inside the window
     with unit_of_work(engine) as db:
         db.execute(delete(LoginFailure))
-    _add_failures(engine, f"name:{RESEARCHER}", utcnow() - window - timedelta(seconds=1))
+    _add_failures(engine, f"name:{RESEARCHER}@127.0.0.1",
+                  utcnow() - window - timedelta(seconds=1))
     assert _attempt(app, PASSWORD) == 302
 
 
@@ -219,7 +221,7 @@ def test_success_clears_the_count(app: Flask, second_app: Flask, engine: Engine)
     _add_failures(engine, "name:someone-else", utcnow(), count=2)
     for _ in range(4):
         assert _attempt(app, "nope-nope", name=RESEARCHER.upper()) == 401  # names fold case
-    assert [key for key, _ in _failures(engine)].count(f"name:{RESEARCHER}") == 4
+    assert [key for key, _ in _failures(engine)].count(f"name:{RESEARCHER}@127.0.0.1") == 4
     assert _attempt(second_app, PASSWORD) == 302  # clears the count the other process made
     assert [key for key, _ in _failures(engine)] == ["name:someone-else"] * 2
     for _ in range(4):  # a fresh allowance: without the clearing, the first of these is refused
@@ -235,7 +237,7 @@ def test_failures_older_than_the_window_are_deleted(app: Flask, engine: Engine) 
     _add_failures(engine, "name:recent", recent, count=1)
     assert _attempt(app, "nope-nope", name="ghost") == 401
     keys = [key for key, _ in _failures(engine)]
-    assert keys == ["addr:127.0.0.1", "name:ghost", "name:recent"]
+    assert keys == ["addr:127.0.0.1", "name:ghost@127.0.0.1", "name:recent"]
 
 
 @pytest.mark.parametrize("name", ["x" * 1000, "re\x00searcher", "bad name"])

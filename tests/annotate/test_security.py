@@ -95,19 +95,48 @@ def test_every_route_sends_the_security_headers(app: Flask, engine: Engine) -> N
     assert "frame-ancestors 'none'" in csp
 
 
+def test_no_researcher_response_is_cached(app: Flask, engine: Engine) -> None:
+    """Console pages, progress.json, stimulus images and exports (and the refusals and
+    redirects of the console's routes) all say `Cache-Control: no-store`."""
+    info = make_study(engine)
+    _, trial_token = _annotator(app, info)
+    researcher = app.test_client()
+    sign_in(researcher, engine)
+    routes = [(method, path) for kind, method, path in _routes(app, _values(info, trial_token))
+              if kind == "researcher" or path == "/admin/login"]
+    routes += [("GET", f"/admin/studies/{info.id}/export/{kind}.{fmt}")
+               for kind in ("ratings", "sessions") for fmt in ("csv", "parquet")]
+    for client in (researcher, app.test_client()):
+        for method, path in routes:
+            response = _call(client, method, path)
+            assert response.headers.get("Cache-Control") == "no-store", (method, path)
+    assert researcher.get(f"/admin/studies/{info.id}/export/ratings.csv").status_code == 200
+
+
 def _cookie_flags(set_cookie: str) -> set[str]:
     return {part.strip().split("=")[0].lower() for part in set_cookie.split(";")[1:]}
 
 
-@pytest.mark.parametrize("https", [False, True])
-def test_cookie_flags(app: Flask, engine: Engine, https: bool) -> None:
+ARRIVALS = {  # how a request arrives: (proxies the site trusts, base URL, headers, TLS?)
+    "http": (0, "http://localhost", {}, False),
+    "direct TLS": (0, "https://localhost", {}, True),
+    "TLS at the proxy": (1, "http://localhost", {"X-Forwarded-Proto": "https"}, True),
+    "forged header, no proxy": (0, "http://localhost", {"X-Forwarded-Proto": "https"}, False),
+}
+
+
+@pytest.mark.parametrize("arrival", list(ARRIVALS))
+def test_cookie_flags(db_url: str, engine: Engine, arrival: str) -> None:
+    hops, base_url, headers, https = ARRIVALS[arrival]
+    app = create_app({"DATABASE_URL": db_url, "TESTING": True, "SECRET_KEY": SECRET,
+                      "PROXY_HOPS": hops})
     info = make_study(engine)
-    headers = {"X-Forwarded-Proto": "https"} if https else {}
     client = app.test_client()
-    client.get(f"/study/{info.slug}", headers=headers)
-    started = client.post(f"/study/{info.slug}/start", data={"consent": "yes"}, headers=headers)
+    client.get(f"/study/{info.slug}", headers=headers, base_url=base_url)
+    started = client.post(f"/study/{info.slug}/start", data={"consent": "yes"}, headers=headers,
+                          base_url=base_url)
     researcher = app.test_client()
-    login_page = researcher.get("/admin/login", headers=headers)
+    login_page = researcher.get("/admin/login", headers=headers, base_url=base_url)
     for response in (started, login_page):
         cookies = response.headers.getlist("Set-Cookie")
         assert cookies, response.request.path
@@ -117,6 +146,9 @@ def test_cookie_flags(app: Flask, engine: Engine, https: bool) -> None:
             assert ("secure" in flags) == https, cookie
     if https:
         assert started.headers["Strict-Transport-Security"].startswith("max-age=")
+    else:
+        assert "Strict-Transport-Security" not in started.headers
+    app.extensions["fvlab_engine"].dispose()
 
 
 def test_no_start_without_a_secret_key_outside_debug(sqlite_url: str) -> None:

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from service.config import ConfigError, load_settings
+from service.config import ConfigError, load_settings, read_settings
 
 
 def test_defaults_are_the_embedded_sqlite_store() -> None:
@@ -39,3 +39,19 @@ def test_data_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(ConfigError, match="not a directory"):
         load_settings({"FVLAB_DATA_DIR": str(blocker)})
+
+
+def test_proxy_hops_default_to_none_trusted() -> None:
+    assert load_settings({}).proxy_hops == 0
+    assert load_settings({"FVLAB_PROXY_HOPS": "1"}).proxy_hops == 1
+
+
+@pytest.mark.parametrize("raw", ["-1", "one", "²", "1.5", "6"])
+def test_bad_proxy_hops_fail_with_one_line_when_read(raw: str) -> None:
+    settings = read_settings({"FVLAB_PROXY_HOPS": raw})  # other settings still usable
+    assert settings.database_url == "sqlite:///var/fvlab.db"
+    with pytest.raises(ConfigError, match="FVLAB_PROXY_HOPS must be a whole number") as info:
+        _ = settings.proxy_hops
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="FVLAB_PROXY_HOPS"):
+        load_settings({"FVLAB_PROXY_HOPS": raw})
