@@ -3,7 +3,10 @@
     python bench/fuzz.py [--cases 2500] [--backend sqlite --backend postgresql]
 
 The requests and the rules are those of tests/fuzz/site_fuzz.py (the test runs a few hundred):
-never a 5xx, never a row changed by a refused request, JSON errors under /api/. Here every
+every JSON route, plus the console's requests that read numbers and redirect targets from their
+input, with crafted shapes among the values (digits `int` refuses such as ² or ①, ids beyond
+any database integer, CR/LF); never a 5xx (a redirect whose header carries a line break counts
+as one), never a row changed by a refused request, JSON errors under /api/. Here every
 case runs to the end and each broken rule is counted instead of stopping at the first. The
 PostgreSQL run uses a fresh schema on FVLAB_TEST_POSTGRES_URL's server, dropped afterwards.
 Last line: `RESULT cases=<n> server_errors=<n> rows_changed_by_refusals=<n> non_json_errors=<n>`.
