@@ -1,7 +1,9 @@
 """What can be checked of the Docker deployment without a Docker engine.
 
 The compose file must parse, every command it runs must be a real `fvlab` verb with real options
-or the gunicorn entry point, and the image must install the packages pyproject.toml declares.
+or the gunicorn entry point, gunicorn must sit behind the buffering reverse proxy (published
+itself nowhere, trusting exactly that one proxy's forwarded headers), and the image must install
+the packages pyproject.toml declares.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def _resolve_fvlab(args: list[str]) -> None:
 
 def test_services_and_their_duties(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"postgres", "migrate", "web", "worker"}
+    assert set(services) == {"postgres", "migrate", "web", "worker", "proxy"}
     postgres = services["postgres"]
     assert any(v.endswith(":/var/lib/postgresql/data") for v in postgres["volumes"])
     assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
@@ -58,6 +60,33 @@ def test_services_and_their_duties(compose: dict[str, Any]) -> None:
     devices = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices and "gpu" in devices[0]["capabilities"]
     assert "ports" not in services["worker"], "workers scale with --scale; no fixed ports"
+
+
+def test_gunicorn_faces_only_the_buffering_proxy(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    web, proxy = services["web"], services["proxy"]
+    assert "ports" not in web, "gunicorn must not be published; the proxy is"
+    assert web["expose"] == ["8000"]
+    assert web["environment"]["FVLAB_PROXY_HOPS"] == "1"
+    assert "FVLAB_DATABASE_URL" in web["environment"]  # the shared settings are kept too
+    assert not any("forwarded-allow-ips" in part for part in _command(web)), (
+        "forwarded headers are trusted by the site's FVLAB_PROXY_HOPS alone")
+    for name in ("migrate", "worker"):
+        assert "FVLAB_PROXY_HOPS" not in services[name]["environment"]
+    assert proxy["image"].startswith("caddy:")
+    assert [port.rsplit(":", 1)[1] for port in proxy["ports"]] == ["80", "443"]
+    assert proxy["depends_on"]["web"]["condition"] == "service_healthy"
+    assert {volume.split(":")[1] for volume in proxy["volumes"]} == {"/data", "/config"}
+    [config] = proxy["configs"]
+    assert config["target"] == "/etc/caddy/Caddyfile"
+    caddyfile = compose["configs"][config["source"]]["content"]
+    assert "reverse_proxy web:8000" in caddyfile
+    assert re.search(r"^\s*request_buffers \d+[KM]B$", caddyfile, flags=re.M), (
+        "the proxy must read each request body whole before gunicorn sees it")
+    assert re.search(r"^\s*read_header \d+s$", caddyfile, flags=re.M)
+    assert re.search(r"^\s*read_body \d+s$", caddyfile, flags=re.M)
+    assert re.search(r"^\$\{FVLAB_SITE_ADDRESS:-:80\} \{$", caddyfile, flags=re.M), (
+        "the site address (a domain for automatic TLS) comes from .env")
 
 
 def test_every_fvlab_command_is_a_real_verb(compose: dict[str, Any]) -> None:
@@ -81,8 +110,14 @@ def test_gunicorn_entry_point_builds_the_app(
     assert parsed.workers >= 2 and len(parsed.args) == 1
     monkeypatch.setenv("FVLAB_DATABASE_URL", f"sqlite:///{tmp_path / 'g.db'}")
     monkeypatch.setenv("FVLAB_SECRET_KEY", "x" * 32)
+    monkeypatch.setenv("FVLAB_PROXY_HOPS", compose["services"]["web"]["environment"][
+        "FVLAB_PROXY_HOPS"])
     app = import_app(parsed.args[0])
     assert "healthz" in {rule.endpoint.split(".")[-1] for rule in app.url_map.iter_rules()}
+    assert app.config["PROXY_HOPS"] == 1
+    seen = app.test_client().get("/healthz", headers={"X-Forwarded-For": "198.51.100.7",
+                                                      "X-Forwarded-Proto": "https"})
+    assert seen.headers["Strict-Transport-Security"]  # the proxy's word on TLS is taken
 
 
 def test_image_installs_what_pyproject_declares() -> None:
