@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 from itertools import combinations
-from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from analysis.results import Agreement, ConditionAgreement, LabelConsistency
+from service.studies.ratings_file import STIMULUS_CONDITIONS
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 
@@ -69,7 +71,7 @@ def _stimulus_overlap(sets: list[frozenset[str]], counts: list[int]) -> float:
 
 
 def label_consistency(ratings: pd.DataFrame, max_items: int = 2000,
-                      seed: int = 0) -> dict[str, Any]:
+                      seed: int = 0) -> LabelConsistency:
     """Mean pairwise Jaccard overlap of normalised label tokens, over items with ≥ 2 labels.
 
     Labels are reduced to token sets once per distinct text, and each stimulus to counts of
@@ -92,8 +94,8 @@ def label_consistency(ratings: pd.DataFrame, max_items: int = 2000,
     scores = [_stimulus_overlap(list(group.index.get_level_values("tokens")),
                                 group.to_list())
               for _, group in chosen.groupby(level="stimulus")]
-    return {"mean_overlap": float(np.mean(scores)) if scores else None,
-            "n_items": len(scores)}
+    return LabelConsistency(mean_overlap=float(np.mean(scores)) if scores else None,
+                            n_items=len(scores))
 
 
 def alpha(ratings: pd.DataFrame) -> float | None:
@@ -101,20 +103,20 @@ def alpha(ratings: pd.DataFrame) -> float | None:
     return alpha_from_counts(*_counts(ratings))
 
 
-def agreement(ratings: pd.DataFrame) -> dict[str, Any]:
+def agreement(ratings: pd.DataFrame) -> Agreement:
     """Alpha and pairwise agreement overall (basis + random) and per condition; labels."""
-    out: dict[str, Any] = {"by_condition": {}, "label_consistency": {}}
     ratings = ratings[["condition", "stimulus_id", "catch_item_id", "interpretable", "label"]]
-    stim = ratings[ratings["condition"].isin(("basis", "random"))]
-    yes, total = _counts(stim)
-    out["krippendorff_alpha"] = alpha_from_counts(yes, total)
-    out["pair_agreement"] = pair_agreement(yes, total)
+    by_condition: dict[str, ConditionAgreement] = {}
+    labels: dict[str, LabelConsistency] = {}
     for condition, rows in ratings.groupby("condition", sort=True, observed=True):
         yes, total = _counts(rows)
-        out["by_condition"][str(condition)] = {
-            "krippendorff_alpha": alpha_from_counts(yes, total),
-            "pair_agreement": pair_agreement(yes, total),
-        }
-        if condition in ("basis", "random"):
-            out["label_consistency"][str(condition)] = label_consistency(rows)
-    return out
+        by_condition[str(condition)] = ConditionAgreement(
+            krippendorff_alpha=alpha_from_counts(yes, total),
+            pair_agreement=pair_agreement(yes, total),
+        )
+        if condition in STIMULUS_CONDITIONS:
+            labels[str(condition)] = label_consistency(rows)
+    yes, total = _counts(ratings[ratings["condition"].isin(STIMULUS_CONDITIONS)])
+    return Agreement(by_condition=by_condition, label_consistency=labels,
+                     krippendorff_alpha=alpha_from_counts(yes, total),
+                     pair_agreement=pair_agreement(yes, total))

@@ -25,10 +25,10 @@ import pandas as pd
 from scipy import sparse
 
 from analysis import resample
+from analysis.results import NO_INTERVAL, Confidence, Difference, Interval, Rate
+from service.studies.ratings_file import CATCH_CONDITIONS, STIMULUS_CONDITIONS, Condition
 
 STATS = ("yes", "n", "conf")
-STIMULUS_CONDITIONS = ("basis", "random")
-CATCH_CONDITIONS = ("catch_positive", "catch_negative")
 
 
 @dataclass(frozen=True)
@@ -51,15 +51,25 @@ class Draws:
     n_items: int
 
 
+@dataclass(frozen=True)
+class LayerEstimate:
+    """One layer's basis and random rates and their difference."""
+
+    layer: str
+    rates: dict[str, Rate]
+    difference: Difference
+
+
 @dataclass
 class Estimates:
-    """What `estimate` found, in the shape results.json uses."""
+    """What `estimate` found: rates per condition, the difference, confidence, per layer."""
 
-    rates: dict[str, dict[str, Any]]
-    difference: dict[str, Any]
-    confidence: dict[str, Any]
-    per_layer: list[dict[str, Any]]
+    rates: dict[str, Rate]
+    difference: Difference
+    confidence: Confidence
+    per_layer: list[LayerEstimate]
     notes: list[str] = field(default_factory=list)
+    items: pd.DataFrame | None = field(default=None, repr=False)  # its `item_table`
 
 
 def item_table(ratings: pd.DataFrame) -> pd.DataFrame:
@@ -83,10 +93,11 @@ def _ratio(num: float | np.ndarray, den: float | np.ndarray) -> Any:
         return np.asarray(num, dtype=np.float64) / den
 
 
-def _interval(draws: np.ndarray, level: float, n_items: int) -> list[float | None]:
+def _interval(draws: np.ndarray, level: float, n_items: int) -> Interval:
     if n_items < 2 or not np.isfinite(draws).any():
-        return [None, None]
-    return list(resample.percentile_interval(draws, level))
+        return NO_INTERVAL
+    lo, hi = resample.percentile_interval(draws, level)
+    return lo, hi
 
 
 def _two_sided_p(null: np.ndarray, observed: float) -> float:
@@ -141,26 +152,25 @@ def _combine(draws: list[Draws]) -> Draws:
                  sum(d.n_items for d in draws))
 
 
-def _rate(d: Draws | None, stat: str, level: float) -> dict[str, Any]:
+def _rate(d: Draws | None, stat: str, level: float) -> Rate:
     if d is None:
-        return {"p": None, "ci": [None, None], "n": 0}
+        return Rate.missing()
     j = STATS.index(stat)
-    return {"p": float(d.point[j] / d.point[1]),
-            "ci": _interval(_ratio(d.boot[:, j], d.boot[:, 1]), level, d.n_items),
-            "n": int(d.point[1])}
+    return Rate(p=float(d.point[j] / d.point[1]),
+                ci=_interval(_ratio(d.boot[:, j], d.boot[:, 1]), level, d.n_items),
+                n=int(d.point[1]))
 
 
 def _difference(b: Draws | None, r: Draws | None, stat: str, level: float,
-                p_value: float | None, method: str) -> dict[str, Any]:
+                p_value: float | None, method: str) -> Difference:
     if b is None or r is None:
-        missing = "basis" if b is None else "random"
-        return {"estimate": None, "ci": [None, None], "p_value": None,
-                "method": f"cannot be estimated: no {missing} ratings"}
+        missing = Condition.BASIS if b is None else Condition.RANDOM
+        return Difference.cannot(f"no {missing} ratings")
     j = STATS.index(stat)
     boot = _ratio(b.boot[:, j], b.boot[:, 1]) - _ratio(r.boot[:, j], r.boot[:, 1])
-    return {"estimate": float(b.point[j] / b.point[1] - r.point[j] / r.point[1]),
-            "ci": _interval(boot, level, min(b.n_items, r.n_items)),
-            "p_value": p_value, "method": method}
+    return Difference(estimate=float(b.point[j] / b.point[1] - r.point[j] / r.point[1]),
+                      ci=_interval(boot, level, min(b.n_items, r.n_items)),
+                      p_value=p_value, method=method)
 
 
 def _permutation_p_values(items: pd.DataFrame, options: Options) -> tuple[float | None,
@@ -174,7 +184,7 @@ def _permutation_p_values(items: pd.DataFrame, options: Options) -> tuple[float 
         return None, {}
     stim = stim[stim["layer"].isin(both)]
     strata = stim["layer"].map({layer: i for i, layer in enumerate(both)}).to_numpy()
-    labels = (stim["condition"] == "basis").to_numpy()
+    labels = (stim["condition"] == Condition.BASIS).to_numpy()
     sums = stim[["yes", "n"]].to_numpy()
     rng = np.random.default_rng(np.random.SeedSequence([options.seed, 7]))
     basis = resample.permutation_sums(sums, labels, strata, options.n_perm, rng)
@@ -198,7 +208,7 @@ def estimate(ratings: pd.DataFrame, options: Options) -> Estimates:
     items = item_table(ratings)
     draws = _stratum_draws(items, ratings, options)
     notes: list[str] = []
-    by_condition: dict[str, Draws | None] = {}
+    by_condition: dict[Condition, Draws | None] = {}
     for condition in STIMULUS_CONDITIONS + CATCH_CONDITIONS:
         parts = [d for (c, _), d in draws.items() if c == condition]
         by_condition[condition] = _combine(parts) if parts else None
@@ -211,21 +221,21 @@ def estimate(ratings: pd.DataFrame, options: Options) -> Estimates:
     method = (f"percentile bootstrap ({options.n_boot} resamples of {kind} within layer × "
               f"condition); permutation p-value ({options.n_perm} shuffles of condition "
               f"across stimuli within layer, two-sided)")
-    rates = {c: _rate(by_condition[c], "yes", options.level) for c in by_condition}
-    difference = _difference(by_condition["basis"], by_condition["random"], "yes",
-                             options.level, overall_p, method)
-    confidence = {
-        "mean": {c: _rate(by_condition[c], "conf", options.level) for c in by_condition},
-        "difference": _difference(by_condition["basis"], by_condition["random"], "conf",
-                                  options.level, None, "percentile bootstrap, as for the rates"),
-    }
+    rates = {c.value: _rate(by_condition[c], "yes", options.level) for c in by_condition}
+    basis, random_ = by_condition[Condition.BASIS], by_condition[Condition.RANDOM]
+    difference = _difference(basis, random_, "yes", options.level, overall_p, method)
+    confidence = Confidence(
+        mean={c.value: _rate(by_condition[c], "conf", options.level) for c in by_condition},
+        difference=_difference(basis, random_, "conf", options.level, None,
+                               "percentile bootstrap, as for the rates"),
+    )
     per_layer = []
     for layer in sorted({layer for (c, layer) in draws if c in STIMULUS_CONDITIONS}):
-        b, r = draws.get(("basis", layer)), draws.get(("random", layer))
-        per_layer.append({
-            "layer": layer,
-            "rates": {"basis": _rate(b, "yes", options.level),
-                      "random": _rate(r, "yes", options.level)},
-            "difference": _difference(b, r, "yes", options.level, layer_p.get(layer), method),
-        })
-    return Estimates(rates, difference, confidence, per_layer, notes)
+        b, r = draws.get((Condition.BASIS, layer)), draws.get((Condition.RANDOM, layer))
+        per_layer.append(LayerEstimate(
+            layer=layer,
+            rates={Condition.BASIS.value: _rate(b, "yes", options.level),
+                   Condition.RANDOM.value: _rate(r, "yes", options.level)},
+            difference=_difference(b, r, "yes", options.level, layer_p.get(layer), method),
+        ))
+    return Estimates(rates, difference, confidence, per_layer, notes, items)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -18,6 +18,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.verdict import level_label  # noqa: E402
+
+if TYPE_CHECKING:
+    from analysis.results import AnalysisResult, Rate
 
 CONDITION_COLORS = {"basis": "#1f77b4", "random": "#ff7f0e", "catch_positive": "#2ca02c",
                     "catch_negative": "#7f7f7f"}
@@ -30,37 +33,37 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def _errorbar(ax: plt.Axes, x: float, entry: dict[str, Any], color: str) -> None:
-    if entry.get("p") is None:
+def _errorbar(ax: plt.Axes, x: float, entry: Rate, color: str) -> None:
+    if entry.p is None:
         return
-    lo, hi = entry["ci"]
-    yerr = None if lo is None else [[entry["p"] - lo], [hi - entry["p"]]]
-    ax.errorbar([x], [entry["p"]], yerr=yerr, fmt="o", color=color, capsize=5, markersize=8)
+    lo, hi = entry.ci
+    yerr = None if lo is None or hi is None else [[entry.p - lo], [hi - entry.p]]
+    ax.errorbar([x], [entry.p], yerr=yerr, fmt="o", color=color, capsize=5, markersize=8)
 
 
-def rates(results: dict[str, Any], path: Path) -> Path:
+def rates(results: AnalysisResult, path: Path) -> Path:
     """Yes-rate per condition with its bootstrap intervals (at the analysis' level)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     names = list(CONDITION_COLORS)
     for i, name in enumerate(names):
-        _errorbar(ax, i, results["rates"][name], CONDITION_COLORS[name])
+        _errorbar(ax, i, results.rates[name], CONDITION_COLORS[name])
     ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names])
     ax.set_ylim(0, 1)
     ax.set_ylabel("share rated interpretable")
-    level = level_label(results["settings"]["level"])
+    level = level_label(results.settings["level"])
     ax.set_title(f"Rate per condition ({level} stimulus-bootstrap CI)")
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
 
-def per_layer(results: dict[str, Any], path: Path) -> Path:
+def per_layer(results: AnalysisResult, path: Path) -> Path:
     """Basis and random rates per layer."""
-    layers = results["per_layer"]
+    layers = results.per_layer
     fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(layers) + 2), 4))
     for i, entry in enumerate(layers):
         for offset, name in ((-0.12, "basis"), (0.12, "random")):
-            _errorbar(ax, i + offset, entry["rates"][name], CONDITION_COLORS[name])
-    ax.set_xticks(range(len(layers)), [e["layer"] for e in layers])
+            _errorbar(ax, i + offset, entry.rates[name], CONDITION_COLORS[name])
+    ax.set_xticks(range(len(layers)), [e.layer for e in layers])
     ax.set_ylim(0, 1)
     ax.set_ylabel("share rated interpretable")
     ax.set_title("Per layer: basis (blue) and random (orange)")
@@ -84,14 +87,14 @@ def stimulus_distribution(items: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def agreement(results: dict[str, Any], path: Path) -> Path:
+def agreement(results: AnalysisResult, path: Path) -> Path:
     """Krippendorff's alpha and pairwise agreement per condition."""
-    by = results["agreement"]["by_condition"]
+    by = results.agreement.by_condition
     names = [n for n in CONDITION_COLORS if n in by]
     fig, ax = plt.subplots(figsize=(6, 4))
     x = np.arange(len(names))
-    alphas = [by[n]["krippendorff_alpha"] or 0.0 for n in names]
-    pairs = [by[n]["pair_agreement"] or 0.0 for n in names]
+    alphas = [by[n].krippendorff_alpha or 0.0 for n in names]
+    pairs = [by[n].pair_agreement or 0.0 for n in names]
     ax.bar(x - 0.2, alphas, width=0.4, label="Krippendorff's alpha", color="#555555")
     ax.bar(x + 0.2, pairs, width=0.4, label="share of pairs agreeing", color="#bbbbbb")
     ax.set_xticks(x, [n.replace("_", "\n") for n in names])

@@ -11,12 +11,12 @@ columns})`; the tests check the two agree. Wald z statistics, as statsmodels' GL
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 from scipy import stats
 from scipy.special import logit
+
+from analysis.results import Difference
 
 K_PARAMS = 2
 
@@ -59,7 +59,7 @@ def fit_two_way(
 def odds_ratio(
     yes: np.ndarray, basis: np.ndarray, annotator: np.ndarray, stimulus: np.ndarray,
     level: float = 0.95,
-) -> dict[str, Any]:
+) -> Difference:
     """Odds ratio of a yes for basis vs random directions, with a two-way clustered interval.
 
     Args:
@@ -68,8 +68,9 @@ def odds_ratio(
         level: confidence level of the interval.
 
     Returns:
-        `{estimate, ci, p_value, method}`; None values with the reason in `method` when the
-        odds ratio cannot be estimated (a condition absent or all-yes/all-no, one cluster).
+        The estimate, interval, p-value and method; None values with the reason in `method`
+        when the odds ratio cannot be estimated (a condition absent or all-yes/all-no, one
+        cluster).
     """
     yes = np.asarray(yes, dtype=np.float64)
     basis = np.asarray(basis, dtype=bool)
@@ -83,11 +84,10 @@ def odds_ratio(
     elif pd.unique(annotator).size < 2 or pd.unique(stimulus).size < 2:
         problem = "needs at least two annotators and two stimuli for clustered errors"
     if problem is not None:
-        return {"estimate": None, "ci": [None, None], "p_value": None,
-                "method": f"cannot be estimated: {problem}"}
+        return Difference.cannot(problem)
     params, cov = fit_two_way(yes, basis, np.asarray(annotator), np.asarray(stimulus))
     b1, se = float(params[1]), float(np.sqrt(cov[1, 1]))
     z = stats.norm.ppf(0.5 + level / 2)
-    return {"estimate": float(np.exp(b1)),
-            "ci": [float(np.exp(b1 - z * se)), float(np.exp(b1 + z * se))],
-            "p_value": float(2 * stats.norm.sf(abs(b1 / se))), "method": method}
+    return Difference(estimate=float(np.exp(b1)),
+                      ci=(float(np.exp(b1 - z * se)), float(np.exp(b1 + z * se))),
+                      p_value=float(2 * stats.norm.sf(abs(b1 / se))), method=method)

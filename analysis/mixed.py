@@ -13,10 +13,10 @@ subset of whole stimuli (all their ratings), capped at `max_ratings`; the settin
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from scipy import sparse
+
+from analysis.results import MixedModel
 
 
 def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
@@ -27,19 +27,18 @@ def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
 def mixed_model(
     yes: np.ndarray, basis: np.ndarray, annotator: np.ndarray, stimulus: np.ndarray,
     seed: int = 0, max_ratings: int = 100_000,
-) -> dict[str, Any]:
-    """Fit the crossed model; returns `{log_odds, annotator_sd, stimulus_sd}` (None if unfit).
-
-    The returned dict also holds `n_ratings_used` and `note` for the report.
-    """
-    empty = {"log_odds": None, "annotator_sd": None, "stimulus_sd": None, "n_ratings_used": 0}
+) -> MixedModel:
+    """Fit the crossed model: log-odds ratio and the two SDs (None when it cannot be fitted),
+    with the number of ratings used and a note for the report."""
     yes = np.asarray(yes, dtype=np.float64)
     basis = np.asarray(basis, dtype=bool)
     if not (basis.any() and (~basis).any()):
-        return {**empty, "note": "not fitted: needs ratings of both basis and random directions"}
+        return MixedModel(None, None, None, 0,
+                          "not fitted: needs ratings of both basis and random directions")
     if np.unique(annotator).size < 2 or np.unique(stimulus).size < 2:
-        return {**empty, "note": "not fitted: needs at least two annotators and two stimuli "
-                                 "to separate their variance components"}
+        return MixedModel(None, None, None, 0,
+                          "not fitted: needs at least two annotators and two stimuli to "
+                          "separate their variance components")
     rng = np.random.default_rng(seed)
     if yes.size > max_ratings:
         stimuli = np.unique(stimulus)
@@ -64,8 +63,8 @@ def mixed_model(
                                   vcp_names=["annotator", "stimulus"])
     result = model.fit_vb(fit_method="L-BFGS-B", rng=rng)
     sds = np.exp(result.vcp_mean)
-    return {"log_odds": float(result.fe_mean[1]), "annotator_sd": float(sds[0]),
-            "stimulus_sd": float(sds[1]), "n_ratings_used": int(yes.size),
-            "note": "variational Bayes (fit_vb); fixed-effect SDs too small for intervals, "
-                    "so only the conditional log-odds ratio and the variance components are "
-                    "reported"}
+    return MixedModel(log_odds=float(result.fe_mean[1]), annotator_sd=float(sds[0]),
+                      stimulus_sd=float(sds[1]), n_ratings_used=int(yes.size),
+                      note="variational Bayes (fit_vb); fixed-effect SDs too small for "
+                           "intervals, so only the conditional log-odds ratio and the variance "
+                           "components are reported")

@@ -2,7 +2,8 @@
 
 exclusions → estimates (bootstrap, permutation) → odds ratio (cluster-robust GLM) → mixed
 model → agreement → verdict, then the same estimates without exclusions so the report can show
-that the exclusions did not make the finding. Returns the results.json dictionary.
+that the exclusions did not make the finding. Returns an `AnalysisResult`: results.json's
+records, plus the exclusions and the kept ratings' item table the report draws from.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,19 @@ from analysis.estimate import Estimates, Options, estimate
 from analysis.exclusions import ExclusionRule, Exclusions, apply_exclusions, find_exclusions
 from analysis.glm import odds_ratio
 from analysis.mixed import mixed_model
+from analysis.results import (
+    AnalysisResult,
+    Difference,
+    LayerAgreement,
+    LayerDifference,
+    LayerResult,
+    Secondary,
+    Verdict,
+    WithoutExclusions,
+    versions,
+)
 from analysis.verdict import verdict
+from service.studies.ratings_file import STIMULUS_CONDITIONS, Condition
 
 ANALYSIS_COLUMNS = ("annotator_id", "stimulus_id", "catch_item_id", "layer", "condition",
                     "interpretable", "confidence", "label", "rt_ms")
@@ -49,49 +61,67 @@ def exclude(ratings: pd.DataFrame, rule: ExclusionRule) -> tuple[Exclusions, pd.
 
 
 def _stimulus_rows(ratings: pd.DataFrame) -> pd.DataFrame:
-    return ratings[ratings["condition"].isin(("basis", "random"))]
+    return ratings[ratings["condition"].isin(STIMULUS_CONDITIONS)]
 
 
-def _odds_ratio(rows: pd.DataFrame, level: float) -> dict[str, Any]:
+def _odds_ratio(rows: pd.DataFrame, level: float) -> Difference:
     return odds_ratio(rows["interpretable"].to_numpy(dtype=np.float64),
-                      (rows["condition"] == "basis").to_numpy(dtype=bool),
+                      (rows["condition"] == Condition.BASIS).to_numpy(dtype=bool),
                       rows["annotator_id"].to_numpy(dtype=np.int64),
                       rows["stimulus_id"].to_numpy(dtype=np.int64), level)
 
 
-def _holm(entries: list[dict[str, Any]]) -> None:
-    """Add `p_value_holm` to each entry (None stays None), adjusting across the layers."""
-    present = [e for e in entries if e.get("p_value") is not None]
+def _holm(entries: list[Difference]) -> list[LayerDifference]:
+    """The entries with `p_value_holm`, adjusted across the layers (None stays None)."""
+    present = [i for i, e in enumerate(entries) if e.p_value is not None]
+    adjusted: dict[int, float] = {}
     if present:
-        adjusted = multipletests([e["p_value"] for e in present], method="holm")[1]
-        for entry, value in zip(present, adjusted, strict=True):
-            entry["p_value_holm"] = float(value)
-    for entry in entries:
-        entry.setdefault("p_value_holm", None)
+        values = multipletests([entries[i].p_value for i in present], method="holm")[1]
+        adjusted = {i: float(v) for i, v in zip(present, values, strict=True)}
+    return [LayerDifference(e.estimate, e.ci, e.p_value, e.method, adjusted.get(i))
+            for i, e in enumerate(entries)]
 
 
-def _core(ratings: pd.DataFrame, config: AnalysisConfig) -> tuple[Estimates, dict[str, Any]]:
+@dataclass
+class _Core:
+    """The estimates on one set of ratings: the resampling estimates and the odds ratios."""
+
+    found: Estimates
+    odds_ratio: Difference
+    layer_differences: list[LayerDifference]
+    layer_odds_ratios: list[LayerDifference]
+
+
+def _core(ratings: pd.DataFrame, config: AnalysisConfig) -> _Core:
     found = estimate(ratings, config.options)
     stim = _stimulus_rows(ratings)
     level = config.options.level
-    overall_or = _odds_ratio(stim, level)
-    for entry in found.per_layer:
-        entry["odds_ratio"] = _odds_ratio(stim[stim["layer"] == entry["layer"]], level)
-    _holm([e["difference"] for e in found.per_layer])
-    _holm([e["odds_ratio"] for e in found.per_layer])
-    return found, overall_or
+    layer_or = [_odds_ratio(stim[stim["layer"] == entry.layer], level)
+                for entry in found.per_layer]
+    return _Core(found, _odds_ratio(stim, level),
+                 _holm([entry.difference for entry in found.per_layer]), _holm(layer_or))
+
+
+def _settings(config: AnalysisConfig) -> dict[str, object]:
+    return {**asdict(config.options), "exclusions": config.rule.as_dict(),
+            "min_rate": config.min_rate, "alpha": config.alpha,
+            "mixed_model_max_ratings": config.mixed_max_ratings, "versions": versions()}
 
 
 def analyze(
     ratings: pd.DataFrame, config: AnalysisConfig,
     log: Callable[[str], None] = lambda _message: None,
-) -> dict[str, Any]:
-    """Run every step on validated ratings; returns the results.json dictionary.
+) -> AnalysisResult:
+    """Run every step on validated ratings.
 
     Args:
         ratings: validated export rows (see `analysis.load`).
         config: the pre-declared settings.
         log: receives one line per finished stage with its duration (the CLI and bench print it).
+
+    Returns:
+        The result (`to_json()` is results.json), with the exclusions it applied and the item
+        table of the ratings it kept, which the report's figures draw.
     """
     clock = time.perf_counter()
 
@@ -104,63 +134,70 @@ def analyze(
     ratings = ratings[list(ANALYSIS_COLUMNS)]  # a slim copy: every filter below moves less
     excluded, kept = exclude(ratings, config.rule)
     stage("exclusions")
-    found, overall_or = _core(kept, config)
+    core = _core(kept, config)
+    found = core.found
     stage("estimates (bootstrap, permutation, GLM)")
     stim = _stimulus_rows(kept)
     mixed = mixed_model(stim["interpretable"].to_numpy(dtype=np.float64),
-                        (stim["condition"] == "basis").to_numpy(dtype=bool),
+                        (stim["condition"] == Condition.BASIS).to_numpy(dtype=bool),
                         stim["annotator_id"].to_numpy(dtype=np.int64),
                         stim["stimulus_id"].to_numpy(dtype=np.int64),
                         seed=config.options.seed, max_ratings=config.mixed_max_ratings)
     stage("mixed model")
     agree = agreement(kept)
-    for entry in found.per_layer:
-        layer_rows = stim[stim["layer"] == entry["layer"]]
-        entry["agreement"] = {"krippendorff_alpha": alpha(layer_rows)}
+    per_layer = [
+        LayerResult(layer=entry.layer, rates=entry.rates, difference=difference,
+                    odds_ratio=layer_or,
+                    agreement=LayerAgreement(alpha(stim[stim["layer"] == entry.layer])))
+        for entry, difference, layer_or in zip(found.per_layer, core.layer_differences,
+                                               core.layer_odds_ratios, strict=True)
+    ]
     stage("agreement")
-    decided = verdict(found.rates, found.difference, min_rate=config.min_rate,
-                      alpha=config.alpha, level=config.options.level)
+
+    def decide(estimates: Estimates) -> Verdict:
+        return verdict(estimates.rates, estimates.difference, min_rate=config.min_rate,
+                       alpha=config.alpha, level=config.options.level)
+
+    decided = decide(found)
+    without = None
     if excluded.annotators:
-        raw, raw_or = _core(ratings, config)
-        without = {"n_ratings": len(ratings), "rates": raw.rates, "difference": raw.difference,
-                   "odds_ratio": raw_or, "verdict": verdict(raw.rates, raw.difference,
-                                                            min_rate=config.min_rate,
-                                                            alpha=config.alpha,
-                                                            level=config.options.level)}
-    else:
-        without = {"same_as_main": True}
+        raw = _core(ratings, config)
+        without = WithoutExclusions(
+            n_ratings=len(ratings), rates=raw.found.rates, difference=raw.found.difference,
+            odds_ratio=raw.odds_ratio, verdict=decide(raw.found),
+        )
     stage("without exclusions")
     notes = list(found.notes)
-    for label, value in (("odds ratio", overall_or), ("difference", found.difference)):
-        if value["estimate"] is None:
-            notes.append(f"{label}: {value['method']}")
-    if mixed["log_odds"] is None:
-        notes.append(f"mixed model: {mixed['note']}")
-    if agree["krippendorff_alpha"] is None:
+    for label, value in (("odds ratio", core.odds_ratio), ("difference", found.difference)):
+        if value.estimate is None:
+            notes.append(f"{label}: {value.method}")
+    if mixed.log_odds is None:
+        notes.append(f"mixed model: {mixed.note}")
+    if agree.krippendorff_alpha is None:
         notes.append("Krippendorff's alpha is undefined: no stimulus was rated twice, or every "
                      "answer was the same")
-    return {
-        "n_ratings": len(kept),
-        "n_annotators": int(kept["annotator_id"].nunique()),
-        "n_stimuli": int(stim["stimulus_id"].nunique()),
-        "excluded_annotators": excluded.annotators,
-        "exclusion_rule": config.rule.describe(),
-        "rates": found.rates,
-        "difference": found.difference,
-        "odds_ratio": overall_or,
-        "mixed_model": {k: mixed[k] for k in ("log_odds", "annotator_sd", "stimulus_sd")},
-        "agreement": agree,
-        "per_layer": found.per_layer,
-        "verdict": decided,
-        "settings": {**asdict(config.options), "exclusions": config.rule.as_dict(),
-                     "min_rate": config.min_rate, "alpha": config.alpha,
-                     "mixed_model_max_ratings": config.mixed_max_ratings},
-        "secondary": {
-            "confidence": found.confidence,
-            "exclusion_counts": excluded.counts(),
-            "n_ratings_before_exclusions": len(ratings),
-            "without_exclusions": without,
-            "mixed_model": {"n_ratings_used": mixed["n_ratings_used"], "note": mixed["note"]},
-        },
-        "notes": notes,
-    }
+    return AnalysisResult(
+        n_ratings=len(kept),
+        n_annotators=int(kept["annotator_id"].nunique()),
+        n_stimuli=int(stim["stimulus_id"].nunique()),
+        excluded_annotators=excluded.annotators,
+        exclusion_rule=config.rule.describe(),
+        rates=found.rates,
+        difference=found.difference,
+        odds_ratio=core.odds_ratio,
+        mixed_model=mixed,
+        agreement=agree,
+        per_layer=per_layer,
+        verdict=decided,
+        settings=_settings(config),
+        secondary=Secondary(
+            confidence=found.confidence,
+            exclusion_counts=excluded.counts(),
+            n_ratings_before_exclusions=len(ratings),
+            without_exclusions=without,
+            mixed_model=mixed,
+        ),
+        notes=notes,
+        item_table=found.items,
+        exclusions=excluded,
+    )

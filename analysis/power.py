@@ -9,37 +9,60 @@ ratings the exclusions take away.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from analysis.estimate import Options, estimate
 from analysis.exclusions import ExclusionRule
 from analysis.pipeline import exclude
+from analysis.results import Record
 from analysis.simulate import CrowdSpec, simulate
 from analysis.verdict import verdict
+
+CRITERIA = ("basis_more_often", "random_often_interpretable", "finding_reproduced")
+
+
+def _margin(share: float, n_studies: int) -> float:
+    """The 95% normal-approximation margin of simulation error of a share."""
+    return float(1.96 * np.sqrt(share * (1 - share) / n_studies))
+
+
+@dataclass(frozen=True, eq=False)  # equality: Record.__eq__
+class PowerResult(Record):
+    """Estimated powers (shares of simulated studies meeting each verdict criterion), each with
+    `<criterion>_margin`, its 95% normal-approximation margin of simulation error (it shrinks
+    with more simulated studies); the share of intervals that held the true difference, and
+    their mean width (None when no study had one)."""
+
+    n_studies: int
+    basis_more_often: float
+    basis_more_often_margin: float
+    random_often_interpretable: float
+    random_often_interpretable_margin: float
+    finding_reproduced: float
+    finding_reproduced_margin: float
+    interval_covers_truth: float
+    mean_ci_width: float | None
+
+    def margin(self, criterion: str) -> float:
+        return float(self[f"{criterion}_margin"])
 
 
 def power(
     spec: CrowdSpec, n_studies: int = 200, options: Options | None = None,
     min_rate: float = 0.2, alpha: float = 0.05, rule: ExclusionRule | None = None,
-) -> dict[str, Any]:
+) -> PowerResult:
     """Simulate `n_studies` studies of design `spec`; share of verdicts that come out true.
 
     `rule` is the exclusion rule the analysis will apply (default: its pre-declared one); a
     study whose exclusions leave no one counts as a study that found nothing.
-
-    Returns:
-        `{n_studies, basis_more_often, random_often_interpretable, finding_reproduced,
-        interval_covers_truth, mean_ci_width}`; the first three are estimated powers (shares),
-        each with `<key>_margin`, the 95% normal-approximation margin of simulation error.
     """
     if n_studies < 1:
         raise ValueError("n_studies must be at least 1")
     options = options or Options(n_boot=500, n_perm=500)
     rule = rule or ExclusionRule()
-    hits = {"basis_more_often": 0, "random_often_interpretable": 0, "finding_reproduced": 0}
+    hits = dict.fromkeys(CRITERIA, 0)
     covered, widths = 0, []
     for i in range(n_studies):
         # the simulator writes well-formed export rows by construction (tests validate them),
@@ -54,15 +77,20 @@ def power(
                           level=options.level)
         for key in hits:
             hits[key] += bool(decided[key])
-        lo, hi = found.difference["ci"]
-        if lo is not None:
+        lo, hi = found.difference.ci
+        if lo is not None and hi is not None:
             covered += lo <= truth.difference <= hi
             widths.append(hi - lo)
-    out: dict[str, Any] = {"n_studies": n_studies}
-    for key, count in hits.items():
-        share = count / n_studies
-        out[key] = share
-        out[f"{key}_margin"] = float(1.96 * np.sqrt(share * (1 - share) / n_studies))
-    out["interval_covers_truth"] = covered / n_studies
-    out["mean_ci_width"] = float(np.mean(widths)) if widths else None
-    return out
+    shares = {key: count / n_studies for key, count in hits.items()}
+    return PowerResult(
+        n_studies=n_studies,
+        basis_more_often=shares["basis_more_often"],
+        basis_more_often_margin=_margin(shares["basis_more_often"], n_studies),
+        random_often_interpretable=shares["random_often_interpretable"],
+        random_often_interpretable_margin=_margin(shares["random_often_interpretable"],
+                                                  n_studies),
+        finding_reproduced=shares["finding_reproduced"],
+        finding_reproduced_margin=_margin(shares["finding_reproduced"], n_studies),
+        interval_covers_truth=covered / n_studies,
+        mean_ci_width=float(np.mean(widths)) if widths else None,
+    )

@@ -1,7 +1,7 @@
 """results.json, figures/*.png and a self-contained report.html for a paper's supplement.
 
-JSON never holds NaN or infinity: anything not finite becomes null, and `json.dumps` runs with
-`allow_nan=False` so a slip would fail loudly instead of writing a file other tools reject.
+The numbers come from an `AnalysisResult` (see `analysis.results`, which also writes the JSON:
+no NaN or infinity ever reaches the file).
 """
 
 from __future__ import annotations
@@ -9,43 +9,12 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
-import platform
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from analysis import figures
+from analysis.results import AnalysisResult, Interval, Rate, json_safe
 from analysis.verdict import level_label
-
-PACKAGES = ("numpy", "pandas", "scipy", "statsmodels", "matplotlib", "krippendorff", "fvlab")
-
-
-def json_safe(value: Any) -> Any:
-    """Plain JSON types: numpy scalars unwrapped, non-finite floats as None, tuples as lists."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python and the packages the numbers depend on."""
-    found = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -58,7 +27,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return html.escape(str(value))
 
 
-def _ci(pair: list[Any]) -> str:
+def _ci(pair: Interval) -> str:
     return f"[{_fmt(pair[0])}, {_fmt(pair[1])}]"
 
 
@@ -68,83 +37,79 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _rates_rows(rates: dict[str, Any]) -> list[list[str]]:
-    return [[name, _fmt(r["p"]), _ci(r["ci"]), str(r["n"])] for name, r in rates.items()]
+def _rates_rows(rates: dict[str, Rate]) -> list[list[str]]:
+    return [[name, _fmt(r.p), _ci(r.ci), str(r.n)] for name, r in rates.items()]
 
 
-def _html(results: dict[str, Any], pictures: dict[str, Path]) -> str:
-    v, d, o, m = (results["verdict"], results["difference"], results["odds_ratio"],
-                  results["mixed_model"])
-    sec = results["secondary"]
-    level = level_label(results["settings"]["level"])
+def _html(result: AnalysisResult, pictures: dict[str, Path]) -> str:
+    v, d, o, m = result.verdict, result.difference, result.odds_ratio, result.mixed_model
+    sec = result.secondary
+    level = level_label(result.settings["level"])
     ci = f"{level} CI"
     parts = [
         "<h1>fvlab: are basis directions more interpretable than random directions?</h1>",
-        f"<p class='verdict'>{html.escape(v['explanation'])}</p>",
+        f"<p class='verdict'>{html.escape(v.explanation)}</p>",
         _table(["criterion", "met"], [[k, _fmt(v[k])] for k in (
             "random_often_interpretable", "basis_more_often", "finding_reproduced")]),
         "<h2>Data</h2>",
-        f"<p>{results['n_ratings']} ratings by {results['n_annotators']} annotators of "
-        f"{results['n_stimuli']} stimuli after exclusions "
-        f"({sec['n_ratings_before_exclusions']} before).</p>",
+        f"<p>{result.n_ratings} ratings by {result.n_annotators} annotators of "
+        f"{result.n_stimuli} stimuli after exclusions "
+        f"({sec.n_ratings_before_exclusions} before).</p>",
         f"<h2>Rates ({level} percentile bootstrap over stimuli)</h2>",
-        _table(["condition", "rate", ci, "ratings"], _rates_rows(results["rates"])),
+        _table(["condition", "rate", ci, "ratings"], _rates_rows(result.rates)),
         "<h2>Basis − random</h2>",
         _table(["statistic", "estimate", ci, "p", "method"], [
-            ["difference", _fmt(d["estimate"]), _ci(d["ci"]), _fmt(d["p_value"]),
-             html.escape(d["method"])],
-            ["odds ratio", _fmt(o["estimate"]), _ci(o["ci"]), _fmt(o["p_value"]),
-             html.escape(o["method"])]]),
+            ["difference", _fmt(d.estimate), _ci(d.ci), _fmt(d.p_value),
+             html.escape(d.method)],
+            ["odds ratio", _fmt(o.estimate), _ci(o.ci), _fmt(o.p_value),
+             html.escape(o.method)]]),
         "<h2>Crossed mixed model (secondary)</h2>",
-        f"<p>Conditional log-odds ratio basis vs random {_fmt(m['log_odds'])}; annotator SD "
-        f"{_fmt(m['annotator_sd'])}, stimulus SD {_fmt(m['stimulus_sd'])} (logit scale), from "
-        f"{sec['mixed_model']['n_ratings_used']} ratings. {html.escape(sec['mixed_model']['note'])}"
+        f"<p>Conditional log-odds ratio basis vs random {_fmt(m.log_odds)}; annotator SD "
+        f"{_fmt(m.annotator_sd)}, stimulus SD {_fmt(m.stimulus_sd)} (logit scale), from "
+        f"{m.n_ratings_used} ratings. {html.escape(m.note)}"
         "; the intervals of record are the bootstrap and the clustered GLM above.</p>",
         "<h2>Per layer (p-values Holm-corrected across layers)</h2>",
         _table(["layer", "basis", "random", "difference [CI]", "perm. p (Holm)",
                 "odds ratio [CI]", "alpha"], [
-            [html.escape(e["layer"]), _fmt(e["rates"]["basis"]["p"]),
-             _fmt(e["rates"]["random"]["p"]),
-             f"{_fmt(e['difference']['estimate'])} {_ci(e['difference']['ci'])}",
-             f"{_fmt(e['difference']['p_value'])} ({_fmt(e['difference']['p_value_holm'])})",
-             f"{_fmt(e['odds_ratio']['estimate'])} {_ci(e['odds_ratio']['ci'])}",
-             _fmt(e["agreement"]["krippendorff_alpha"])] for e in results["per_layer"]]),
+            [html.escape(e.layer), _fmt(e.rates["basis"].p), _fmt(e.rates["random"].p),
+             f"{_fmt(e.difference.estimate)} {_ci(e.difference.ci)}",
+             f"{_fmt(e.difference.p_value)} ({_fmt(e.difference.p_value_holm)})",
+             f"{_fmt(e.odds_ratio.estimate)} {_ci(e.odds_ratio.ci)}",
+             _fmt(e.agreement.krippendorff_alpha)] for e in result.per_layer]),
         "<h2>Confidence (1–5, secondary outcome)</h2>",
-        _table(["condition", "mean", ci, "ratings"], [
-            [name, _fmt(r["p"]), _ci(r["ci"]), str(r["n"])]
-            for name, r in sec["confidence"]["mean"].items()]),
-        f"<p>Basis − random mean confidence: {_fmt(sec['confidence']['difference']['estimate'])}"
-        f" {_ci(sec['confidence']['difference']['ci'])}.</p>",
+        _table(["condition", "mean", ci, "ratings"], _rates_rows(sec.confidence.mean)),
+        f"<p>Basis − random mean confidence: {_fmt(sec.confidence.difference.estimate)}"
+        f" {_ci(sec.confidence.difference.ci)}.</p>",
         "<h2>Agreement</h2>",
         f"<p>Krippendorff's alpha (nominal, basis and random stimuli): "
-        f"{_fmt(results['agreement']['krippendorff_alpha'])}; share of rating pairs agreeing: "
-        f"{_fmt(results['agreement']['pair_agreement'])}.</p>",
+        f"{_fmt(result.agreement.krippendorff_alpha)}; share of rating pairs agreeing: "
+        f"{_fmt(result.agreement.pair_agreement)}.</p>",
         _table(["condition", "alpha", "pairs agreeing"], [
-            [k, _fmt(a["krippendorff_alpha"]), _fmt(a["pair_agreement"])]
-            for k, a in results["agreement"]["by_condition"].items()]),
+            [k, _fmt(a.krippendorff_alpha), _fmt(a.pair_agreement)]
+            for k, a in result.agreement.by_condition.items()]),
         "<h2>Exclusions (declared before analysis)</h2>",
-        f"<p>Rule: {html.escape(results['exclusion_rule'])}.</p>",
-        _table(["rule", "annotators"], [[k, str(n)] for k, n in sec["exclusion_counts"].items()]),
+        f"<p>Rule: {html.escape(result.exclusion_rule)}.</p>",
+        _table(["rule", "annotators"], [[k, str(n)] for k, n in sec.exclusion_counts.items()]),
     ]
-    without = sec["without_exclusions"]
-    if "rates" in without:
+    without = sec.without_exclusions
+    if without is not None:
         parts += ["<h3>Without exclusions</h3>",
-                  _table(["condition", "rate", ci, "ratings"], _rates_rows(without["rates"])),
-                  f"<p>Difference {_fmt(without['difference']['estimate'])} "
-                  f"{_ci(without['difference']['ci'])}; "
-                  f"{html.escape(without['verdict']['explanation'])}</p>"]
+                  _table(["condition", "rate", ci, "ratings"], _rates_rows(without.rates)),
+                  f"<p>Difference {_fmt(without.difference.estimate)} "
+                  f"{_ci(without.difference.ci)}; "
+                  f"{html.escape(without.verdict.explanation)}</p>"]
     else:
         parts.append("<p>No annotator was excluded.</p>")
-    if results["notes"]:
+    if result.notes:
         parts += ["<h2>What could not be estimated</h2><ul>"]
-        parts += [f"<li>{html.escape(n)}</li>" for n in results["notes"]] + ["</ul>"]
+        parts += [f"<li>{html.escape(n)}</li>" for n in result.notes] + ["</ul>"]
     parts.append("<h2>Figures</h2>")
     for name, path in pictures.items():
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         parts.append(f"<figure><img alt='{name}' src='data:image/png;base64,{data}'>"
                      f"<figcaption>{name}</figcaption></figure>")
     parts += ["<h2>Settings and versions</h2>",
-              f"<pre>{html.escape(json.dumps(results['settings'], indent=2))}</pre>"]
+              f"<pre>{html.escape(json.dumps(json_safe(result.settings), indent=2))}</pre>"]
     style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.4}"
              "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;"
              "padding:.2em .6em;text-align:left}.verdict{font-size:1.1em;background:#f4f4f4;"
@@ -154,24 +119,27 @@ def _html(results: dict[str, Any], pictures: dict[str, Path]) -> str:
 
 
 def write_report(
-    results: dict[str, Any], items: pd.DataFrame, out_dir: str | Path,
-    images: dict[int, bytes] | None = None,
+    result: AnalysisResult, out_dir: str | Path, images: dict[int, bytes] | None = None,
 ) -> dict[str, Path]:
-    """Write results.json, figures/*.png and report.html under `out_dir`; returns their paths."""
+    """Write results.json, figures/*.png and report.html under `out_dir`; returns their paths.
+
+    `images` (stimulus id → PNG) adds a contact sheet of the most and least interpretable
+    stimuli; the CLI passes them when it analyses a study straight from the database.
+    """
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    results = json_safe({**results, "settings": {**results["settings"], "versions": versions()}})
+    items = result.item_table
     pictures = {
-        "rates": figures.rates(results, out / "figures" / "rates.png"),
-        "per_layer": figures.per_layer(results, out / "figures" / "per_layer.png"),
+        "rates": figures.rates(result, out / "figures" / "rates.png"),
+        "per_layer": figures.per_layer(result, out / "figures" / "per_layer.png"),
         "stimulus_rates": figures.stimulus_distribution(
             items, out / "figures" / "stimulus_rates.png"),
-        "agreement": figures.agreement(results, out / "figures" / "agreement.png"),
+        "agreement": figures.agreement(result, out / "figures" / "agreement.png"),
     }
     if images:
         sheet = figures.contact_sheet(items, images, out / "figures" / "contact_sheet.png")
         if sheet is not None:
             pictures["contact_sheet"] = sheet
-    (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
-    (out / "report.html").write_text(_html(results, pictures), encoding="utf-8")
+    (out / "results.json").write_text(result.to_json())
+    (out / "report.html").write_text(_html(result, pictures), encoding="utf-8")
     return {"results": out / "results.json", "report": out / "report.html", **pictures}

@@ -12,7 +12,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+
+from analysis.results import Difference, Rate, Verdict
+from service.studies.ratings_file import Condition
 
 
 def _pct(value: float | None) -> str:
@@ -25,21 +28,25 @@ def level_label(level: float) -> str:
 
 
 def verdict(
-    rates: dict[str, dict[str, Any]], difference: dict[str, Any], *, min_rate: float = 0.2,
+    rates: Mapping[str, Rate], difference: Difference, *, min_rate: float = 0.2,
     alpha: float = 0.05, level: float = 0.95,
-) -> dict[str, Any]:
-    """Return `{random_often_interpretable, basis_more_often, finding_reproduced, explanation}`.
+) -> Verdict:
+    """Decide both criteria and explain them in words.
 
-    `level` is the confidence level the intervals were built at; the explanation names it.
+    Args:
+        rates: rate per condition (a condition without ratings may be missing).
+        difference: basis − random with its interval and permutation p-value.
+        min_rate: the floor for "often"; alpha: the permutation test's level.
+        level: the confidence level the intervals were built at; the explanation names it.
     """
     ci = f"{level_label(level)} CI"
-    random = rates.get("random", {})
-    negative = rates.get("catch_negative", {})
-    random_lo = random.get("ci", [None, None])[0]
-    noise_rate = negative.get("p")
+    random = rates.get(Condition.RANDOM)
+    negative = rates.get(Condition.CATCH_NEGATIVE)
+    random_lo = None if random is None else random["ci"][0]
+    noise_rate = None if negative is None else negative["p"]
     sentences = []
 
-    if random_lo is None:
+    if random is None or random_lo is None:
         often = False
         sentences.append("The random-direction rate has no interval, so whether random "
                          "directions are often interpretable cannot be decided.")
@@ -50,17 +57,16 @@ def verdict(
                    f"{_pct(min_rate)} floor" if noise_rate is not None else
                    f"the {_pct(min_rate)} floor (no negative catch items to compare with)")
         sentences.append(
-            f"Random directions were rated interpretable {_pct(random.get('p'))} of the time "
+            f"Random directions were rated interpretable {_pct(random['p'])} of the time "
             f"({ci} {_pct(random_lo)}–{_pct(random['ci'][1])}); the lower bound is "
             f"{'above' if often else 'not above'} {against}, so random directions "
             f"{'are' if often else 'are not shown to be'} often interpretable.")
 
-    estimate, (lo, hi), p_value = (difference.get("estimate"), difference.get("ci", [None, None]),
-                                   difference.get("p_value"))
+    estimate, (lo, hi), p_value = difference["estimate"], difference["ci"], difference["p_value"]
     if estimate is None or lo is None or p_value is None:
         more = False
         sentences.append("The basis − random difference cannot be tested: "
-                         f"{difference.get('method', 'no estimate')}.")
+                         f"{difference['method']}.")
     else:
         more = lo > 0 and p_value < alpha
         sentences.append(
@@ -73,5 +79,5 @@ def verdict(
     outcome = "reproduced" if reproduced else "not reproduced"
     sentences.append("The finding \"random directions are often interpretable, but less often "
                      f"than basis directions\" is {outcome}.")
-    return {"random_often_interpretable": bool(often), "basis_more_often": bool(more),
-            "finding_reproduced": bool(reproduced), "explanation": " ".join(sentences)}
+    return Verdict(random_often_interpretable=bool(often), basis_more_often=bool(more),
+                   finding_reproduced=bool(reproduced), explanation=" ".join(sentences))

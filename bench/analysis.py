@@ -52,8 +52,7 @@ def _simulate_to(path: Path) -> None:
 def speed() -> None:
     import pandas as pd
 
-    from analysis.estimate import Options, item_table
-    from analysis.exclusions import apply_exclusions, find_exclusions
+    from analysis.estimate import Options
     from analysis.load import read_ratings
     from analysis.pipeline import AnalysisConfig, analyze
     from analysis.report import write_report
@@ -73,17 +72,15 @@ def speed() -> None:
         ratings = read_ratings(path)
         print(f"load + validate: {time.perf_counter() - clock:.2f} s", flush=True)
         config = AnalysisConfig(options=Options(n_boot=2000, n_perm=10_000, seed=1))
-        results = analyze(ratings, config, log=lambda line: print(line, flush=True))
+        result = analyze(ratings, config, log=lambda line: print(line, flush=True))
         clock = time.perf_counter()
-        items = item_table(apply_exclusions(ratings, find_exclusions(ratings, config.rule)))
-        write_report(results, items, Path(tmp) / "out")
+        write_report(result, Path(tmp) / "out")
         print(f"report: {time.perf_counter() - clock:.2f} s", flush=True)
         seconds = time.perf_counter() - total
         cpu_seconds = time.process_time() - cpu
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    print(f"n_ratings={results['n_ratings']} excluded={len(results['excluded_annotators'])} "
-          f"difference={results['difference']['estimate']:.4f} "
-          f"ci={results['difference']['ci']}")
+    print(f"n_ratings={result.n_ratings} excluded={len(result.excluded_annotators)} "
+          f"difference={result.difference.estimate:.4f} ci={list(result.difference.ci)}")
     print(f"ratio to baseline: {seconds / baseline:.1f}x")
     # wall time suffers when other work shares the cores; CPU time shows what the analysis needs
     print(f"cpu seconds (all threads of this process): {cpu_seconds:.1f}")
@@ -102,14 +99,14 @@ def calibration(n_studies: int) -> None:
     with_effect = power(spec, n_studies, options)
     null = power(replace(spec, p_basis=0.4, seed=12), n_studies, options)
     print(f"{n_studies} studies with a true difference of {spec.p_basis - spec.p_random:+.2f}: "
-          f"95% interval covers it in {with_effect['interval_covers_truth']:.3f} "
-          f"(target 0.92-0.98); power {with_effect['basis_more_often']:.3f}")
+          f"95% interval covers it in {with_effect.interval_covers_truth:.3f} "
+          f"(target 0.92-0.98); power {with_effect.basis_more_often:.3f}")
     print(f"{n_studies} studies under the null: basis_more_often claimed in "
-          f"{null['basis_more_often']:.3f} (target <= 0.06); interval covers 0 in "
-          f"{null['interval_covers_truth']:.3f}")
+          f"{null.basis_more_often:.3f} (target <= 0.06); interval covers 0 in "
+          f"{null.interval_covers_truth:.3f}")
     print(f"RESULT seconds={time.perf_counter() - start:.1f} "
-          f"coverage={with_effect['interval_covers_truth']:.3f} "
-          f"null_claims={null['basis_more_often']:.3f}")
+          f"coverage={with_effect.interval_covers_truth:.3f} "
+          f"null_claims={null.basis_more_often:.3f}")
 
 
 def main() -> None:

@@ -7,37 +7,57 @@ inside each command so that `fvlab --help` is fast.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
-from service.cli.admin import admin
-from service.cli.analysis import analyze, power, simulate
 from service.cli.context import CliContext
-from service.cli.database import db
-from service.cli.demo import demo
-from service.cli.export import export
-from service.cli.images import images
-from service.cli.jobs import generate, jobs, worker
-from service.cli.machine import machine
-from service.cli.models import models
-from service.cli.serve import serve
-from service.cli.study import study
 from service.config import ConfigError, read_settings
 
+# verb → "module:command" under service.cli. A verb's module is imported only when the verb runs
+# (or when help lists it), so that `fvlab analyze --ratings FILE` loads neither the ORM nor
+# torch, and a slow import in one verb's module slows no other verb.
+VERBS = {
+    "db": "database:db",
+    "admin": "admin:admin",
+    "serve": "serve:serve",
+    "generate": "jobs:generate",
+    "worker": "jobs:worker",
+    "jobs": "jobs:jobs",
+    "study": "study:study",
+    "export": "export:export",
+    "analyze": "analysis:analyze",
+    "simulate": "analysis:simulate",
+    "power": "analysis:power",
+    "models": "models:models",
+    "demo": "demo:demo",
+    "machine": "machine:machine",
+    "images": "images:images",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _Verbs(click.Group):
+    """A click group whose verbs are imported from their modules on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(VERBS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in VERBS:
+            module, name = VERBS[cmd_name].split(":")
+            command = getattr(importlib.import_module(f"service.cli.{module}"), name)
+            self.add_command(command, cmd_name)
+        return command
+
+
+@click.group(cls=_Verbs, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="fvlab")
 @click.pass_context
 def fvlab(ctx: click.Context) -> None:
     """fvlab: are a network's neurons more interpretable than random directions?"""
     ctx.obj = CliContext(read_settings())
-
-
-for _command in (db, admin, serve, generate, worker, jobs, study, export, analyze, simulate,
-                 power, models, demo, machine):
-    fvlab.add_command(_command)
-fvlab.add_command(images)
 
 
 def main() -> None:

@@ -101,8 +101,7 @@ def analyze(cli: CliContext, ratings: Path | None, study_id: int | None, output:
             two_way: bool, seed: int, min_rate: float, alpha: float, max_catch_fail: float,
             min_rt_ms: int, max_fast_share: float) -> None:
     """Analyse ratings: results.json, report.html and figures/ in OUTPUT."""
-    from analysis.estimate import Options, item_table
-    from analysis.exclusions import apply_exclusions, find_exclusions
+    from analysis.estimate import Options
     from analysis.load import RatingsError, read_ratings, validate
     from analysis.pipeline import AnalysisConfig
     from analysis.pipeline import analyze as run_analysis
@@ -126,20 +125,18 @@ def analyze(cli: CliContext, ratings: Path | None, study_id: int | None, output:
                 frame = validate(ratings_frame(engine, study_id))
             except ExportError as exc:
                 raise RatingsError(str(exc)) from exc
-        results = run_analysis(frame, config, log=lambda line: click.echo(line, err=True))
+        result = run_analysis(frame, config, log=lambda line: click.echo(line, err=True))
     except (RatingsError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    kept = apply_exclusions(frame, find_exclusions(frame, config.rule))
-    items = item_table(kept)
     images = None
     if engine is not None:
         from analysis.figures import sheet_rows
         from service.studies.export import stimulus_pngs
 
-        ids = {int(i) for _, chosen in sheet_rows(items) for i in chosen["item"]}
+        ids = {int(i) for _, chosen in sheet_rows(result.item_table) for i in chosen["item"]}
         images = stimulus_pngs(engine, sorted(ids))
-    written = write_report(results, items, output, images)
-    click.echo(results["verdict"]["explanation"])
+    written = write_report(result, output, images)
+    click.echo(result.verdict.explanation)
     click.echo(f"wrote {written['results']} and {written['report']}")
 
 
@@ -173,6 +170,7 @@ def power(studies: int, n_boot: int, n_perm: int, max_catch_fail: float, min_rt_
     Every simulated study is analysed as `fvlab analyze` would: the same exclusion rules first.
     """
     from analysis.estimate import Options
+    from analysis.power import CRITERIA
     from analysis.power import power as estimate_power
 
     spec = _spec(**design)  # type: ignore[arg-type]
@@ -180,7 +178,8 @@ def power(studies: int, n_boot: int, n_perm: int, max_catch_fail: float, min_rt_
                            rule=_rule(max_catch_fail, min_rt_ms, max_fast_share))
     click.echo(f"design: {spec.n_stimuli} stimuli, {spec.n_annotators} annotators, "
                f"k={spec.ratings_per_item}, true difference {spec.p_basis - spec.p_random:+.3f}")
-    for key in ("basis_more_often", "random_often_interpretable", "finding_reproduced"):
-        click.echo(f"power {key}: {found[key]:.3f} ± {found[key + '_margin']:.3f}")
-    click.echo(f"interval covers truth: {found['interval_covers_truth']:.3f}; mean CI width "
-               f"{found['mean_ci_width']:.3f}")
+    for key in CRITERIA:
+        click.echo(f"power {key}: {found[key]:.3f} ± {found.margin(key):.3f}")
+    width = "n/a" if found.mean_ci_width is None else f"{found.mean_ci_width:.3f}"
+    click.echo(f"interval covers truth: {found.interval_covers_truth:.3f}; mean CI width "
+               f"{width}")

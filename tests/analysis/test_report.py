@@ -11,6 +11,7 @@ import pytest
 from analysis.estimate import Options, item_table
 from analysis.pipeline import AnalysisConfig, analyze
 from analysis.report import write_report
+from analysis.results import AnalysisResult
 
 FAST = AnalysisConfig(options=Options(n_boot=300, n_perm=300), mixed_max_ratings=600)
 TOP_KEYS = {"n_ratings", "n_annotators", "n_stimuli", "excluded_annotators", "exclusion_rule",
@@ -19,7 +20,7 @@ TOP_KEYS = {"n_ratings", "n_annotators", "n_stimuli", "excluded_annotators", "ex
 
 
 @pytest.fixture(scope="module")
-def results(study) -> dict:  # type: ignore[no-untyped-def, type-arg]
+def results(study) -> AnalysisResult:  # type: ignore[no-untyped-def]
     """The full analysis of the shared study, run once for the tests that only read it."""
     return analyze(study[0], FAST)
 
@@ -31,7 +32,7 @@ def _no_nan(text: str) -> None:
 
 def test_report_has_the_design_keys(study, results, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ratings, truth = study
-    written = write_report(results, item_table(ratings), tmp_path)
+    written = write_report(results, tmp_path)
     text = written["results"].read_text()
     _no_nan(text)
     data = json.loads(text)
@@ -68,7 +69,7 @@ def test_contact_sheet_when_images_exist(study, results, tmp_path: Path) -> None
     items = item_table(ratings)
     png = encode_png(np.full((8, 8, 3), 128, dtype=np.uint8)).png
     images = {int(i): png for i in items.loc[items["condition"] == "basis", "item"]}
-    written = write_report(results, items, tmp_path, images)
+    written = write_report(results, tmp_path, images)
     assert written["contact_sheet"].exists()
 
 
@@ -76,7 +77,7 @@ def test_one_condition_absent_is_reported_not_crashed(study, tmp_path: Path) -> 
     ratings = study[0]
     only_basis = ratings[ratings["condition"] != "random"].reset_index(drop=True)
     results = analyze(only_basis, FAST)
-    written = write_report(results, item_table(only_basis), tmp_path)
+    written = write_report(results, tmp_path)
     _no_nan(written["results"].read_text())
     assert results["rates"]["random"] == {"p": None, "ci": [None, None], "n": 0}
     assert results["difference"]["estimate"] is None
@@ -90,7 +91,7 @@ def test_single_annotator_says_what_cannot_be_estimated(study, tmp_path: Path) -
     busiest = ratings["annotator_id"].value_counts().index[0]
     alone = ratings[ratings["annotator_id"] == busiest].reset_index(drop=True)
     results = analyze(alone, FAST)
-    _no_nan(write_report(results, item_table(alone), tmp_path)["results"].read_text())
+    _no_nan(write_report(results, tmp_path)["results"].read_text())
     assert results["odds_ratio"]["estimate"] is None
     assert results["mixed_model"]["annotator_sd"] is None
     assert results["agreement"]["krippendorff_alpha"] is None
@@ -112,7 +113,7 @@ def test_the_report_prints_the_confidence_level_it_used(study, tmp_path: Path) -
     found = analyze(ratings, config)
     explanation = found["verdict"]["explanation"]
     assert "90% CI" in explanation and "95%" not in explanation
-    written = write_report(found, item_table(ratings), tmp_path)
+    written = write_report(found, tmp_path)
     html = written["report"].read_text()
     assert "95%" not in html
     assert "<h2>Rates (90% percentile bootstrap over stimuli)</h2>" in html
