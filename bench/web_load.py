@@ -12,8 +12,9 @@ throughput is printed as a ratio of it. Afterwards the database is asked how man
 holds, which must equal the number of ratings the clients saw acknowledged. The database is
 dropped at the end. Everything listens on 127.0.0.1 only.
 
-The per-session rating rate limit is raised for the run (`RATING_RATE_LIMIT`): the simulated
-annotators answer without a person's think time, and the check itself still runs per rating.
+The per-session rating rate limit and the per-address start limit are raised for the run
+(`RATING_RATE_LIMIT`, `START_RATE_LIMIT`): the simulated annotators answer without a person's
+think time and all come from one address, and both checks still run on every request.
 
 `--think-ms T` instead paces the annotators (each looks at an image for 0.5-1.5 × T before
 answering) to measure latency at a realistic pace; such a run is not a capacity test, so it
@@ -49,7 +50,8 @@ from service.store.tokens import new_token
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_URL = os.environ.get("FVLAB_BENCH_POSTGRES_URL",
                             "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-SITE_APP = "annotate:create_app({'RATING_RATE_LIMIT': (1000000, 1.0)})"
+SITE_APP = ("annotate:create_app({'RATING_RATE_LIMIT': (1000000, 1.0), "
+            "'START_RATE_LIMIT': (1000000, 1.0)})")
 BASELINE_APP = "web_baseline:create_app()"
 SLUG = "load"
 IMAGE_SIZE = 128

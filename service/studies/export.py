@@ -1,7 +1,8 @@
 """Data exports: ratings (the analysis input) and sessions (who took part, how carefully).
 
 The ratings export is the contract between the site and `analysis/`: its columns are fixed in
-DESIGN.md and `fvlab analyze --ratings` accepts exactly this file. Practice trials never leave
+`service.studies.ratings_file` (and docs/reference.md) and `fvlab analyze --ratings` accepts
+exactly this file. Practice trials never leave
 the database, because they are training, not data. Annotators appear by their internal id only;
 external ids (Prolific PIDs, MTurk worker ids) identify people, so the sessions export adds them
 only when the caller asks explicitly.
