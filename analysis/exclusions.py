@@ -14,7 +14,7 @@ An annotator is excluded when any of these holds:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -48,15 +48,49 @@ class ExclusionRule:
         return asdict(self)
 
 
+RULES = ("catch", "fast", "one_button")
+
+# How often the default rules exclude an attentive annotator, measured by simulation: in crowds
+# of `fvlab simulate`'s default design with no careless annotators (60 annotators, 400 stimuli,
+# 5 ratings each, a catch trial in every 10, catch items answered right 95% of the time),
+# FALSE_POSITIVE_COMMAND (60,000 simulated annotators) printed these shares of annotators
+# excluded. The report quotes them; tests/analysis/test_exclusions.py keeps them true.
+SIMULATED_FALSE_POSITIVES = {"catch": 0.0048, "fast": 0.0, "one_button": 0.0001, "total": 0.0049}
+FALSE_POSITIVE_COMMAND = "fvlab power --careless 0 --studies 1000"
+
+
 @dataclass(frozen=True)
 class Exclusions:
-    """Excluded annotators with the rules each one broke."""
+    """Excluded annotators with the rules each one broke, and the counts the rules looked at."""
 
     reasons: pd.DataFrame  # index annotator_id; bool columns catch, fast, one_button
+    # index annotator_id; n (ratings), n_catch, n_wrong (catch answers), n_fast, n_yes
+    evidence: pd.DataFrame | None = field(default=None, compare=False, repr=False)
+    rule: ExclusionRule = field(default_factory=ExclusionRule, compare=False)
 
     @property
     def annotators(self) -> list[int]:
         return sorted(int(a) for a in self.reasons.index[self.reasons.any(axis=1)])
+
+    def broken(self, annotator_id: int) -> list[str]:
+        """The rules this annotator broke (empty when kept)."""
+        row = self.reasons.loc[annotator_id]
+        return [rule for rule in self.reasons.columns if bool(row[rule])]
+
+    def why(self, annotator_id: int) -> str:
+        """What the annotator did that broke the rules, in words, e.g. "2 of 3 catch trials
+        wrong (more than 40%)"."""
+        if self.evidence is None:
+            return ", ".join(self.broken(annotator_id))
+        e, rule = self.evidence.loc[annotator_id], self.rule
+        said = {
+            "catch": f"{int(e['n_wrong'])} of {int(e['n_catch'])} catch trials wrong (more than "
+                     f"{rule.max_catch_fail:.0%})",
+            "fast": f"{int(e['n_fast'])} of {int(e['n'])} answers faster than {rule.min_rt_ms} ms "
+                    f"(more than {rule.max_fast_share:.0%})",
+            "one_button": f"the same answer to all {int(e['n'])} trials",
+        }
+        return "; ".join(said[name] for name in self.broken(annotator_id))
 
     def counts(self) -> dict[str, int]:
         """Annotators broken per rule (one may break several) and in total."""
@@ -89,7 +123,7 @@ def find_exclusions(ratings: pd.DataFrame, rule: ExclusionRule) -> Exclusions:
         "one_button": (per["n"] >= rule.min_ratings_for_same)
         & ((per["n_yes"] == 0) | (per["n_yes"] == per["n"])),
     }, index=per.index)
-    return Exclusions(reasons=reasons.fillna(False).astype(bool))
+    return Exclusions(reasons=reasons.fillna(False).astype(bool), evidence=per, rule=rule)
 
 
 def apply_exclusions(ratings: pd.DataFrame, exclusions: Exclusions) -> pd.DataFrame:

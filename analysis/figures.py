@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.verdict import level_label  # noqa: E402
+from service.studies.ratings_file import STIMULUS_CONDITIONS  # noqa: E402
 
 if TYPE_CHECKING:
     from analysis.results import AnalysisResult, Rate
@@ -105,13 +106,22 @@ def agreement(results: AnalysisResult, path: Path) -> Path:
 
 
 def sheet_rows(items: pd.DataFrame, per_row: int = 6) -> list[tuple[str, pd.DataFrame]]:
-    """The contact sheet's rows: most and least interpretable stimuli of basis and random."""
+    """The contact sheet's rows: most and least interpretable stimuli of basis and random.
+
+    Each stimulus appears at most once: a condition with fewer than 2 × `per_row` stimuli
+    splits them between its two rows (6 stimuli: the 3 most above the 3 least), and one with a
+    single stimulus has only its "most" row.
+    """
     rows = []
-    for name in ("basis", "random"):
+    for name in STIMULUS_CONDITIONS:
         ranked = items[items["condition"] == name].assign(rate=lambda d: d["yes"] / d["n"])
         ranked = ranked.sort_values("rate", ascending=False, kind="stable")
-        rows += [(f"{name}: most", ranked.head(per_row)),
-                 (f"{name}: least", ranked.tail(per_row)[::-1])]
+        most = min(per_row, (len(ranked) + 1) // 2)
+        least = min(per_row, len(ranked) - most)
+        if most:
+            rows.append((f"{name}: most", ranked.head(most)))
+        if least:
+            rows.append((f"{name}: least", ranked.tail(least)[::-1]))
     return rows
 
 

@@ -51,13 +51,10 @@ class AnalysisConfig:
 
 
 def exclude(ratings: pd.DataFrame, rule: ExclusionRule) -> tuple[Exclusions, pd.DataFrame]:
-    """The pre-declared exclusions and the ratings they keep: the first step of every analysis
-    (and of every simulated study `analysis.power` runs). ValueError when no one is kept."""
+    """The pre-declared exclusions and the ratings they keep (maybe none): the first step of
+    every analysis, and of every simulated study `analysis.power` runs."""
     excluded = find_exclusions(ratings, rule)
-    kept = apply_exclusions(ratings, excluded)
-    if kept.empty:
-        raise ValueError("the exclusion rules removed every annotator; nothing to analyse")
-    return excluded, kept
+    return excluded, apply_exclusions(ratings, excluded)
 
 
 def _stimulus_rows(ratings: pd.DataFrame) -> pd.DataFrame:
@@ -133,6 +130,8 @@ def analyze(
 
     ratings = ratings[list(ANALYSIS_COLUMNS)]  # a slim copy: every filter below moves less
     excluded, kept = exclude(ratings, config.rule)
+    if kept.empty:
+        raise ValueError("the exclusion rules removed every annotator; nothing to analyse")
     stage("exclusions")
     core = _core(kept, config)
     found = core.found

@@ -9,15 +9,17 @@ ratings the exclusions take away.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections import Counter
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+import pandas as pd
 
 from analysis.estimate import Options, estimate
-from analysis.exclusions import ExclusionRule
+from analysis.exclusions import RULES, ExclusionRule, Exclusions
 from analysis.pipeline import exclude
 from analysis.results import Record
-from analysis.simulate import CrowdSpec, simulate
+from analysis.simulate import CrowdSpec, Truth, simulate
 from analysis.verdict import verdict
 
 CRITERIA = ("basis_more_often", "random_often_interpretable", "finding_reproduced")
@@ -33,7 +35,12 @@ class PowerResult(Record):
     """Estimated powers (shares of simulated studies meeting each verdict criterion), each with
     `<criterion>_margin`, its 95% normal-approximation margin of simulation error (it shrinks
     with more simulated studies); the share of intervals that held the true difference, and
-    their mean width (None when no study had one)."""
+    their mean width (None when no study had one).
+
+    `attentive_excluded` is the exclusion rules' false-positive rate: the share of attentive
+    (not careless) simulated annotators that each rule, and the rules together (`total`),
+    excluded.
+    """
 
     n_studies: int
     basis_more_often: float
@@ -44,9 +51,48 @@ class PowerResult(Record):
     finding_reproduced_margin: float
     interval_covers_truth: float
     mean_ci_width: float | None
+    attentive_excluded: dict[str, float] = field(default_factory=dict)
 
     def margin(self, criterion: str) -> float:
         return float(self[f"{criterion}_margin"])
+
+
+class _AttentiveTally:
+    """Counts, over simulated studies, the attentive annotators each rule excluded."""
+
+    def __init__(self) -> None:
+        self.broken: Counter[str] = Counter()
+        self.attentive = 0
+
+    def add(self, excluded: Exclusions, truth: Truth) -> None:
+        reasons = excluded.reasons
+        attentive = reasons.loc[~reasons.index.isin(sorted(truth.careless_annotators))]
+        self.attentive += len(attentive)
+        for rule in RULES:
+            self.broken[rule] += int(attentive[rule].sum())
+        self.broken["total"] += int(attentive.any(axis=1).sum())
+
+    def rates(self) -> dict[str, float]:
+        return {key: self.broken[key] / self.attentive if self.attentive else 0.0
+                for key in (*RULES, "total")}
+
+
+def _study(spec: CrowdSpec, i: int) -> tuple[pd.DataFrame, Truth]:
+    # the simulator writes well-formed export rows by construction (tests validate them), so
+    # the per-study validation pass is skipped here to keep large runs fast
+    return simulate(replace(spec, seed=spec.seed * 1_000_003 + i))
+
+
+def attentive_exclusion_rates(spec: CrowdSpec, n_studies: int,
+                              rule: ExclusionRule | None = None) -> dict[str, float]:
+    """The exclusion rules' false-positive rate in crowds of design `spec`: the share of
+    attentive annotators excluded by each rule and in total (the same studies `power` draws,
+    without their estimates)."""
+    tally = _AttentiveTally()
+    for i in range(n_studies):
+        ratings, truth = _study(spec, i)
+        tally.add(exclude(ratings, rule or ExclusionRule())[0], truth)
+    return tally.rates()
 
 
 def power(
@@ -64,13 +110,12 @@ def power(
     rule = rule or ExclusionRule()
     hits = dict.fromkeys(CRITERIA, 0)
     covered, widths = 0, []
+    tally = _AttentiveTally()
     for i in range(n_studies):
-        # the simulator writes well-formed export rows by construction (tests validate them),
-        # so the per-study validation pass is skipped here to keep large runs fast
-        ratings, truth = simulate(replace(spec, seed=spec.seed * 1_000_003 + i))
-        try:
-            _, kept = exclude(ratings, rule)
-        except ValueError:  # everyone excluded: this study finds nothing
+        ratings, truth = _study(spec, i)
+        excluded, kept = exclude(ratings, rule)
+        tally.add(excluded, truth)
+        if kept.empty:  # everyone excluded: this study finds nothing
             continue
         found = estimate(kept, replace(options, seed=options.seed + i))
         decided = verdict(found.rates, found.difference, min_rate=min_rate, alpha=alpha,
@@ -93,4 +138,5 @@ def power(
         finding_reproduced_margin=_margin(shares["finding_reproduced"], n_studies),
         interval_covers_truth=covered / n_studies,
         mean_ci_width=float(np.mean(widths)) if widths else None,
+        attentive_excluded=tally.rates(),
     )

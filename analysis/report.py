@@ -13,6 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from analysis import figures
+from analysis.exclusions import (
+    FALSE_POSITIVE_COMMAND,
+    SIMULATED_FALSE_POSITIVES,
+    ExclusionRule,
+)
 from analysis.results import AnalysisResult, Interval, Rate, json_safe
 from analysis.verdict import level_label
 
@@ -39,6 +44,44 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def _rates_rows(rates: dict[str, Rate]) -> list[list[str]]:
     return [[name, _fmt(r.p), _ci(r.ci), str(r.n)] for name, r in rates.items()]
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def _exclusions(result: AnalysisResult) -> list[str]:
+    """Who was excluded by which rule, and why some exclusions are expected of attentive
+    people too (the rules' false-positive rate, measured by simulation)."""
+    excluded = result.exclusions
+    parts = []
+    if excluded.annotators:
+        parts += ["<h3>Who was excluded, and why</h3>",
+                  _table(["annotator", "rules", "what they did"], [
+                      [str(a), ", ".join(excluded.broken(a)), html.escape(excluded.why(a))]
+                      for a in excluded.annotators])]
+    fp = SIMULATED_FALSE_POSITIVES
+    n_annotators = len(excluded.reasons)
+    by_chance = n_annotators * fp["total"]
+    catch_trials = (float(excluded.evidence["n_catch"].mean())
+                    if excluded.evidence is not None and len(excluded.evidence) else 0.0)
+    other = ("" if excluded.rule == ExclusionRule() else
+             " These figures are for the default thresholds; this analysis used others, so "
+             "run the command with the same options to measure them.")
+    parts.append(
+        "<p>The rules also exclude attentive people now and then, at a rate measured by "
+        "simulation: in crowds of <code>fvlab simulate</code>'s default design with no careless "
+        "annotators at all (60 annotators, 400 stimuli rated 5 times each, a catch trial in "
+        "every 10, one catch answer in 20 wrong), they excluded "
+        f"{_pct(fp['total'])} of annotators: catch {_pct(fp['catch'])}, too fast "
+        f"{_pct(fp['fast'])}, one button {_pct(fp['one_button'])} "
+        f"(<code>{html.escape(FALSE_POSITIVE_COMMAND)}</code>, 60,000 simulated annotators; "
+        "<code>fvlab power</code> measures it for any design). Nearly all come from the catch "
+        f"rule: an annotator sees few catch trials (here {catch_trials:.1f} on average), so two "
+        f"slips among three already exceed the {excluded.rule.max_catch_fail:.0%} limit. Among "
+        f"this study's {n_annotators} annotators about {by_chance:.1f} would be excluded by "
+        f"chance alone; {len(excluded.annotators)} were.{other}</p>")
+    return parts
 
 
 def _html(result: AnalysisResult, pictures: dict[str, Path]) -> str:
@@ -90,6 +133,7 @@ def _html(result: AnalysisResult, pictures: dict[str, Path]) -> str:
         "<h2>Exclusions (declared before analysis)</h2>",
         f"<p>Rule: {html.escape(result.exclusion_rule)}.</p>",
         _table(["rule", "annotators"], [[k, str(n)] for k, n in sec.exclusion_counts.items()]),
+        *_exclusions(result),
     ]
     without = sec.without_exclusions
     if without is not None:

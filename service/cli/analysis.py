@@ -137,6 +137,18 @@ def analyze(cli: CliContext, ratings: Path | None, study_id: int | None, output:
         images = stimulus_pngs(engine, sorted(ids))
     written = write_report(result, output, images)
     click.echo(result.verdict.explanation)
+    excluded = result.exclusions
+    if excluded.annotators:
+        from analysis.exclusions import SIMULATED_FALSE_POSITIVES
+
+        rules = ", ".join(f"{rule} {n}" for rule, n in excluded.counts().items()
+                          if n and rule != "total")
+        chance = len(excluded.reasons) * SIMULATED_FALSE_POSITIVES["total"]
+        rate = SIMULATED_FALSE_POSITIVES["total"]
+        click.echo(f"excluded {len(excluded.annotators)} of {len(excluded.reasons)} annotators "
+                   f"({rules}); the rules also exclude attentive people, about {rate:.1%} of "
+                   f"them ({chance:.1f} of {len(excluded.reasons)} on average): report.html "
+                   "says who, why, and how that rate was measured")
     click.echo(f"wrote {written['results']} and {written['report']}")
 
 
@@ -183,3 +195,7 @@ def power(studies: int, n_boot: int, n_perm: int, max_catch_fail: float, min_rt_
     width = "n/a" if found.mean_ci_width is None else f"{found.mean_ci_width:.3f}"
     click.echo(f"interval covers truth: {found.interval_covers_truth:.3f}; mean CI width "
                f"{width}")
+    fp = found.attentive_excluded
+    click.echo(f"attentive annotators excluded (the rules' false positives): {fp['total']:.2%} "
+               f"(catch {fp['catch']:.2%}, fast {fp['fast']:.2%}, "
+               f"one-button {fp['one_button']:.2%})")

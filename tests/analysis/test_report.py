@@ -118,3 +118,42 @@ def test_the_report_prints_the_confidence_level_it_used(study, tmp_path: Path) -
     assert "95%" not in html
     assert "<h2>Rates (90% percentile bootstrap over stimuli)</h2>" in html
     assert html.count("<th>90% CI</th>") >= 3
+
+
+def test_the_report_says_why_attentive_people_were_excluded(tmp_path: Path) -> None:
+    """`fvlab simulate`'s default crowd has no careless annotator, yet the catch rule drops
+    two: the report names the rule, what each did, and the rate expected by chance."""
+    from analysis.load import validate
+    from analysis.simulate import simulate
+    from tests.analysis.test_exclusions import default_design
+
+    found = analyze(validate(simulate(default_design())[0]), FAST)
+    html = write_report(found, tmp_path)["report"].read_text()
+    assert "<h3>Who was excluded, and why</h3>" in html
+    for annotator in found["excluded_annotators"]:
+        assert f"<td>{annotator}</td><td>catch</td><td>2 of 3 catch trials wrong" in html
+    assert "fvlab power --careless 0 --studies 1000" in html
+    assert "they excluded 0.49% of annotators" in html
+    assert "about 0.3 would be excluded by chance alone; 2 were." in html
+
+
+def test_the_contact_sheet_shows_each_stimulus_once() -> None:
+    """With 6 stimuli a condition the most and least rows split them; with many, they hold
+    the 6 most and the 6 least; a lone stimulus gets one row."""
+    from analysis.figures import sheet_rows
+
+    def items(per_condition: dict[str, int]) -> pd.DataFrame:
+        rows = [{"condition": c, "layer": "l", "item": 100 * i + j, "yes": j, "n": n, "conf": 0}
+                for i, (c, n) in enumerate(per_condition.items()) for j in range(n)]
+        return pd.DataFrame(rows)
+
+    for counts, shown in (({"basis": 6, "random": 6}, [3, 3, 3, 3]),
+                          ({"basis": 20, "random": 13}, [6, 6, 6, 6]),
+                          ({"basis": 1, "random": 7}, [1, 4, 3])):
+        rows = sheet_rows(items(counts))
+        assert [len(chosen) for _, chosen in rows] == shown
+        ids = [int(i) for _, chosen in rows for i in chosen["item"]]
+        assert len(ids) == len(set(ids))
+        for title, chosen in rows:
+            rates = list(chosen["yes"] / chosen["n"])
+            assert rates == sorted(rates, reverse=title.endswith("most"))
