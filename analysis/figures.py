@@ -18,13 +18,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.verdict import level_label  # noqa: E402
-from service.studies.ratings_file import STIMULUS_CONDITIONS  # noqa: E402
+from service.studies.ratings_file import STIMULUS_CONDITIONS, Condition  # noqa: E402
 
 if TYPE_CHECKING:
     from analysis.results import AnalysisResult, Rate
 
-CONDITION_COLORS = {"basis": "#1f77b4", "random": "#ff7f0e", "catch_positive": "#2ca02c",
-                    "catch_negative": "#7f7f7f"}
+CONDITION_COLORS = {Condition.BASIS.value: "#1f77b4", Condition.RANDOM.value: "#ff7f0e",
+                    Condition.CATCH_POSITIVE.value: "#2ca02c",
+                    Condition.CATCH_NEGATIVE.value: "#7f7f7f"}
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -62,7 +63,7 @@ def per_layer(results: AnalysisResult, path: Path) -> Path:
     layers = results.per_layer
     fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(layers) + 2), 4))
     for i, entry in enumerate(layers):
-        for offset, name in ((-0.12, "basis"), (0.12, "random")):
+        for offset, name in zip((-0.12, 0.12), STIMULUS_CONDITIONS, strict=True):
             _errorbar(ax, i + offset, entry.rates[name], CONDITION_COLORS[name])
     ax.set_xticks(range(len(layers)), [e.layer for e in layers])
     ax.set_ylim(0, 1)
@@ -76,7 +77,7 @@ def stimulus_distribution(items: pd.DataFrame, path: Path) -> Path:
     """Histogram of per-stimulus yes-rates, per condition."""
     fig, ax = plt.subplots(figsize=(6, 4))
     bins = np.linspace(0, 1, 21)
-    for name in ("basis", "random"):
+    for name in STIMULUS_CONDITIONS:
         rows = items[items["condition"] == name]
         if len(rows):
             ax.hist(rows["yes"] / rows["n"], bins=bins, alpha=0.5, label=name,

@@ -17,6 +17,8 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import expit
 
+from service.studies.ratings_file import Condition
+
 VOCABULARY = tuple(
     "dog cat bird eye face wheel text fur feather leaf flower water sky building car window "
     "stripe spot grid curve circle spiral mesh scale shell insect fish snake tree grass rock "
@@ -148,9 +150,10 @@ def simulate(spec: CrowdSpec) -> tuple[pd.DataFrame, Truth]:
     is_stim = np.arange(n_rows) < n_stim_rows
     stim_id = np.where(is_stim, np.concatenate([stim, np.zeros(n_catch_trials, int)]) + 1, 0)
     layer_names = np.array(spec.layers, dtype=object)
-    cond_names = np.array(["basis", "random"], dtype=object)
+    cond_names = np.array([Condition.BASIS.value, Condition.RANDOM.value], dtype=object)
     condition = np.concatenate([cond_names[cond_of[stim]],
-                                np.where(catch_positive, "catch_positive", "catch_negative")])
+                                np.where(catch_positive, Condition.CATCH_POSITIVE.value,
+                                         Condition.CATCH_NEGATIVE.value)])
     channel = rng.permutation(10_000)[:n_stim]
     concept = rng.integers(0, len(VOCABULARY), size=n_stim)
     wants_label = is_stim & yes & (rng.random(n_rows) < spec.label_share)
@@ -179,7 +182,7 @@ def simulate(spec: CrowdSpec) -> tuple[pd.DataFrame, Truth]:
         "layer": pd.array(np.where(is_stim, layer_names[layer_of[stim_ix]], None),
                           dtype="string"),
         "condition": pd.array(condition, dtype="string"),
-        "channel": ids(channel[stim_ix], is_stim & (condition == "basis")),
+        "channel": ids(channel[stim_ix], is_stim & (condition == Condition.BASIS.value)),
         "interpretable": yes.astype(np.int64),
         "confidence": confidence.astype(np.int64),
         "label": pd.array(labels, dtype="string"),

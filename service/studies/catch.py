@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.store.images import encode_png, store
-from service.store.models import CatchItem, Image
+from service.store.models import CatchItem, CatchKind, Image
 from service.store.tokens import new_token
 
 # Clear photos of one nameable thing. skimage's `cat`/`chelsea` is kept for the instructions.
@@ -103,8 +103,8 @@ def catch_items(session: Session, size: int) -> list[CatchItem]:
 
 def catch_pool_complete(items: list[CatchItem]) -> bool:
     """Whether every catch source has its item among `items` (those of one size)."""
-    wanted = {("positive", f"{SOURCE_PREFIX}{name}") for name in POSITIVE_SOURCES}
-    wanted |= {("negative", f"{SOURCE_PREFIX}{name}") for name in NEGATIVE_SOURCES}
+    wanted = {(CatchKind.POSITIVE, f"{SOURCE_PREFIX}{name}") for name in POSITIVE_SOURCES}
+    wanted |= {(CatchKind.NEGATIVE, f"{SOURCE_PREFIX}{name}") for name in NEGATIVE_SOURCES}
     return wanted <= {(item.kind, item.source) for item in items}
 
 
@@ -121,8 +121,8 @@ def ensure_catch_items(session: Session, size: int) -> list[CatchItem]:
     have = {(item.kind, item.source) for item in existing}
     created: list[CatchItem] = []
     for kind, names, make in (
-        ("positive", POSITIVE_SOURCES, positive_pixels),
-        ("negative", NEGATIVE_SOURCES, negative_pixels),
+        (CatchKind.POSITIVE, POSITIVE_SOURCES, positive_pixels),
+        (CatchKind.NEGATIVE, NEGATIVE_SOURCES, negative_pixels),
     ):
         for name in names:
             source = f"{SOURCE_PREFIX}{name}"
