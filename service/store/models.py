@@ -122,6 +122,23 @@ class Sign(StrEnum):
     MIN = "min"
 
 
+class StudyTask(StrEnum):
+    """What annotators do: `rating` answers a yes/no question about one image; `2afc` picks which
+    of two natural images belongs with a direction's maximally activating references."""
+
+    RATING = "rating"
+    TWO_AFC = "2afc"
+
+
+class ReferenceKind(StrEnum):
+    """What a 2-AFC trial shows beside its queries: the direction's min/max renders
+    (`synthetic`), its least/most activating photos (`natural`), or nothing (`none`)."""
+
+    SYNTHETIC = "synthetic"
+    NATURAL = "natural"
+    NONE = "none"
+
+
 class ExemplarRole(StrEnum):
     """A natural exemplar is shown as a reference (a grid side) or asked about as a query."""
 
@@ -247,6 +264,9 @@ class Direction(Base):
     channel: Mapped[int | None] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     seed: Mapped[int] = mapped_column(BigInteger)
+    # the SD of the direction's activation over its job's image set: the unit of a 2-AFC query
+    # pair's gap (empty until the exemplar pass stores it)
+    activation_sd: Mapped[float | None] = mapped_column(Float)
 
     job: Mapped[Job] = relationship(back_populates="directions")
     shard: Mapped[Shard | None] = relationship(back_populates="directions")
@@ -392,10 +412,19 @@ class Study(Base):
         CheckConstraint("trials_per_session >= 1", name="trials_per_session"),
         CheckConstraint("catch_every >= 0", name="catch_every"),
         CheckConstraint("practice_count >= 0", name="practice_count"),
+        CheckConstraint(_in("task", StudyTask), name="task"),
+        CheckConstraint(f"(task = '{StudyTask.TWO_AFC}') = (reference_kinds IS NOT NULL)",
+                        name="reference_kinds_for_2afc"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    task: Mapped[str] = mapped_column(String(10), default=StudyTask.RATING,
+                                      server_default=StudyTask.RATING.value)
+    # 2afc: the ReferenceKind values its trials cross with the condition; None for rating
+    reference_kinds: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
+    # the machine annotator's α fitted to this study's human answers (None: not fitted)
+    machine_alpha: Mapped[float | None] = mapped_column(Float)
     slug: Mapped[str] = mapped_column(String(100), unique=True)
     status: Mapped[str] = mapped_column(String(10), default=StudyStatus.DRAFT)
     question: Mapped[str] = mapped_column(Text)
@@ -461,6 +490,16 @@ class AnnotationSession(Base):
 
 
 class Trial(Base):
+    """One trial of a session.
+
+    A 2-AFC trial (`reference` set) shows a direction, named by its first max render
+    (`stimulus_id`), with the references of its `reference` kind and query pair `query_task`
+    (the t-th max query with the t-th min query); `max_position` (0 or 1, as shown) never
+    leaves the server. A 2-AFC catch trial also names the reference check catch item, and its
+    queries are the references at index `query_task`; a 2-AFC practice trial shows the drawn
+    practice example `query_task` and names no item.
+    """
+
     __tablename__ = "trials"
     __table_args__ = (
         CheckConstraint(_in("kind", TrialKind), name="kind"),
@@ -469,11 +508,17 @@ class Trial(Base):
             f"(kind = '{TrialKind.STIMULUS}'"
             " AND stimulus_id IS NOT NULL AND catch_item_id IS NULL)"
             f" OR (kind = '{TrialKind.CATCH}'"
-            " AND catch_item_id IS NOT NULL AND stimulus_id IS NULL)"
+            " AND catch_item_id IS NOT NULL AND (stimulus_id IS NULL OR reference IS NOT NULL))"
             f" OR (kind = '{TrialKind.PRACTICE}'"
-            " AND (stimulus_id IS NULL) <> (catch_item_id IS NULL))",
+            " AND ((stimulus_id IS NULL) <> (catch_item_id IS NULL)"
+            " OR (stimulus_id IS NULL AND catch_item_id IS NULL AND reference IS NOT NULL)))",
             name="item_matches_kind",
         ),
+        CheckConstraint(_in("reference", ReferenceKind), name="reference"),
+        CheckConstraint("(reference IS NULL) = (max_position IS NULL)"
+                        " AND (reference IS NULL) = (query_task IS NULL)", name="afc_fields"),
+        CheckConstraint("max_position BETWEEN 0 AND 1", name="max_position"),
+        CheckConstraint("query_task >= 0", name="query_task"),
         UniqueConstraint("session_id", "position"),
     )
 
@@ -486,6 +531,9 @@ class Trial(Base):
     stimulus_id: Mapped[int | None] = mapped_column(ForeignKey("stimuli.id"), index=True)
     catch_item_id: Mapped[int | None] = mapped_column(ForeignKey("catch_items.id"), index=True)
     token: Mapped[str] = mapped_column(String(TOKEN_LENGTH), unique=True)
+    reference: Mapped[str | None] = mapped_column(String(10))
+    query_task: Mapped[int | None] = mapped_column(Integer)
+    max_position: Mapped[int | None] = mapped_column(Integer)
     served_at: Mapped[datetime | None]
     answered_at: Mapped[datetime | None]
 
@@ -496,9 +544,16 @@ class Trial(Base):
 
 
 class Rating(Base):
+    """An answer: a yes/no rating (`interpretable`, confidence 1–5) or a 2-AFC choice (`choice`,
+    the position as shown; `correct`, decided on the server; confidence 1–3)."""
+
     __tablename__ = "ratings"
     __table_args__ = (
         CheckConstraint("confidence BETWEEN 1 AND 5", name="confidence"),
+        CheckConstraint("(interpretable IS NULL) <> (choice IS NULL)", name="one_answer"),
+        CheckConstraint("choice BETWEEN 0 AND 1", name="choice"),
+        CheckConstraint("(choice IS NULL) = (correct IS NULL)", name="correct_with_choice"),
+        CheckConstraint("choice IS NULL OR confidence <= 3", name="choice_confidence"),
         CheckConstraint("rt_ms >= 0", name="rt_ms"),
         CheckConstraint("server_rt_ms IS NULL OR server_rt_ms >= 0", name="server_rt_ms"),
         CheckConstraint(f"label IS NULL OR length(label) <= {LABEL_MAX_CHARS}", name="label"),
@@ -506,7 +561,9 @@ class Rating(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), unique=True)
-    interpretable: Mapped[bool] = mapped_column(Boolean)
+    interpretable: Mapped[bool | None] = mapped_column(Boolean)
+    choice: Mapped[int | None] = mapped_column(Integer)
+    correct: Mapped[bool | None] = mapped_column(Boolean)
     confidence: Mapped[int] = mapped_column(Integer)
     label: Mapped[str | None] = mapped_column(String(LABEL_MAX_CHARS))
     rt_ms: Mapped[int] = mapped_column(Integer)
