@@ -34,6 +34,7 @@ from service.studies.progress import contact_sheet, stimulus_png, study_progress
 from service.studies.study import (
     DEFAULT_QUESTION,
     LIMITS,
+    PROLIFIC_COMPLETE,
     StudyError,
     StudyRequest,
     annotator_links,
@@ -70,7 +71,7 @@ def _index_page(form: dict[str, str], chosen: list[int], error: str | None = Non
                 status: int = 200) -> tuple[str, int]:
     page = render_template("admin/studies.html", studies=list_studies(get_engine()),
                            jobs=_finished_jobs(), form=form, chosen=chosen, error=error,
-                           limits=LIMITS)
+                           limits=LIMITS, prolific_complete=PROLIFIC_COMPLETE.format(code="…"))
     return page, status
 
 
