@@ -36,6 +36,20 @@ def _follow(engine: Engine, job_id: int) -> None:
         raise click.ClickException(f"job {job_id} {job.status}{detail}")
 
 
+def _diversity(_ctx: click.Context, _param: click.Parameter, value: str | None
+               ) -> float | str | None:
+    """A weight or "auto"; anything else is a usage error before anything is written."""
+    from service.generation.job_requests import AUTO_DIVERSITY
+
+    if value is None or value == AUTO_DIVERSITY:
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise click.BadParameter(f"must be a number or {AUTO_DIVERSITY!r}, got {value!r}"
+                                 ) from None
+
+
 @click.command()
 @click.option("--model", default="efficientnet_lite0", show_default=True)
 @click.option("--layer", "layers", multiple=True, help="Layer to visualize (repeat for several).")
@@ -58,6 +72,19 @@ def _follow(engine: Engine, job_id: int) -> None:
               help="'random' (untrained control) or a weights file; default: real weights.")
 @click.option("--shard-size", type=int, default=32, show_default=True,
               help="Directions per shard (the unit a worker claims).")
+@click.option("--image-set", default=None,
+              help="Score this image set on every direction (natural exemplars) and render K "
+                   "references of +v and of -v per direction (see `fvlab images list`).")
+@click.option("--references", type=int, default=None,
+              help="References per sign and direction, natural and synthetic (default with "
+                   "--image-set: 9).")
+@click.option("--diversity", default=None, callback=_diversity, metavar="W|auto",
+              help="Weight of the diversity term across a direction's references of one sign "
+                   "(0: off); 'auto' (the default with --image-set) takes the largest weight whose "
+                   "weakest image still beats the best natural exemplar.")
+@click.option("--query-percentile", type=float, default=None,
+              help="Draw 2-AFC queries from this percentile inward, in (50, 100), e.g. 95 for "
+                   "harder tasks (default: just past the natural references).")
 @click.option("--demo", is_flag=True,
               help="Submit the demo job of `fvlab demo` (EfficientNet-Lite0, 4 basis and 4 random "
                    "directions of blocks.6 and blocks.10, 256 steps at 128 px), unless the "
@@ -68,11 +95,14 @@ def generate(
     cli: CliContext, model: str, layers: tuple[str, ...], n_basis: int, n_random: int,
     random_kind: str,
     objective: str, image_size: int, steps: int, lr: float, seed: int | None, name: str | None,
-    weights: str | None, shard_size: int, demo: bool, wait: bool,
+    weights: str | None, shard_size: int, image_set: str | None, references: int | None,
+    diversity: float | str | None, query_percentile: float | None, demo: bool, wait: bool,
 ) -> None:
     """Queue a generation job; prints its id.
 
-    `fvlab worker` renders it; `--wait` follows it with a progress bar.
+    `fvlab worker` renders it; `--wait` follows it with a progress bar. With --image-set, the
+    workers first score the set on every direction (natural exemplars), then render K diverse
+    references of +v and of -v per direction.
     """
     from service.generation.jobs import JobError, JobRequest, submit, submit_demo_if_empty
 
@@ -89,7 +119,8 @@ def generate(
             request = JobRequest(
                 model=model, layers=list(layers), n_basis=n_basis, n_random=n_random,
                 random_kind=random_kind, objective=objective, image_size=image_size, steps=steps,
-                lr=lr, seed=seed, name=name, weights=weights,
+                lr=lr, seed=seed, name=name, weights=weights, image_set=image_set,
+                references=references, diversity=diversity, query_percentile=query_percentile,
             )
             job_id = submit(engine, request, shard_size=shard_size)
         click.echo(job_id)
@@ -159,6 +190,31 @@ def _table(engine: Engine) -> None:
         click.echo("  ".join(cells).rstrip())
 
 
+def _references(engine: Engine, job_id: int) -> None:
+    """The image-set lines of a job: exemplar pass, references beating nature, short tasks."""
+    from service.generation.job_sheet import reference_report
+
+    report = reference_report(engine, job_id)
+    if report is None:
+        return
+    diversity = "auto" if report.diversity is None else f"{report.diversity:g}"
+    queries = ("just past the references" if report.query_percentile is None
+               else f"from the {report.query_percentile:g}th percentile")
+    click.echo(f"  image set {report.image_set or '(removed)'}: {report.references} references "
+               f"per sign, diversity {diversity}, queries {queries}")
+    running = (f", {report.exemplar_layers_running} running"
+               if report.exemplar_layers_running else "")
+    click.echo(f"  exemplar pass: {report.exemplar_layers_done}/{report.exemplar_layers} layers "
+               f"done{running}")
+    click.echo(f"  references: {report.references_passing}/{report.references_rendered} beat "
+               "their best natural exemplar")
+    if report.short:
+        listed = ", ".join(
+            f"{d.layer} {d.kind}{'' if d.channel is None else f' ch {d.channel}'} "
+            f"(direction {d.id}): {d.tasks_available}" for d in report.short)
+        click.echo(f"  fewer than {report.tasks_asked} source-disjoint tasks: {listed}")
+
+
 def _detail(engine: Engine, job_id: int) -> None:
     from service.generation.jobs import get_job, job_shards
 
@@ -169,9 +225,12 @@ def _detail(engine: Engine, job_id: int) -> None:
                f"{_rate(job.images_per_second)} images/s, created {job.created_at:%Y-%m-%d %H:%M}")
     if job.error:
         click.echo(f"  error: {job.error}")
+    _references(engine, job_id)
     for shard in job_shards(engine, job_id):
         owner = f", held by {shard.lease_owner}" if shard.lease_owner else ""
-        click.echo(f"  shard {shard.id}: {shard.status}, {shard.directions} directions, "
+        work = (f"exemplars of {shard.layer}" if shard.layer is not None
+                else f"{shard.directions} directions")
+        click.echo(f"  shard {shard.id}: {shard.status}, {work}, "
                    f"{shard.attempts} attempts{owner}")
         if shard.error:
             click.echo(f"    last error: {shard.error}")

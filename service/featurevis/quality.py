@@ -92,7 +92,8 @@ def natural_max(
     photos: np.ndarray | None = None,
     device: torch.device = CPU,
 ) -> np.ndarray:
-    """Per request, the maximum of its objective over natural photos (no transforms).
+    """Per request, the maximum of its objective (of sign × vector) over natural photos (no
+    transforms).
 
     Computed in float32, like ``render``'s final objectives, so the two compare directly.
 
@@ -119,7 +120,7 @@ def natural_max(
             acts = model.activations(images[start : start + BATCH].to(device), layers)
             for i, req in enumerate(requests):
                 layer_acts = acts[req.layer]
-                vector = torch.as_tensor(np.asarray(req.vector, np.float32), device=device)
+                vector = torch.as_tensor(req.signed_vector(), device=device)
                 values = objectives.evaluate(
                     settings.objective,
                     layer_acts,

@@ -1,15 +1,18 @@
 """The batched optimizer: one Adam run over B images, each with its own layer and direction.
 
-Basis and random directions go through exactly this code; only the vector differs. The loss is
-a sum of per-image objectives, the network is frozen and in eval mode (batch norm uses running
-statistics) and Adam is element-wise, so no image's gradient reaches another image.
+Basis and random directions go through exactly this code; only the vector differs. So do max and
+min renders: a request of sign −1 maximizes the objective of −v. The loss is a sum of per-image
+objectives, the network is frozen and in eval mode (batch norm uses running statistics) and Adam
+is element-wise, so no image's gradient reaches another image, except through the one term
+meant to couple them: a request group's diversity (Lucid's Gram-matrix cosine across the
+group's images, see ``objectives.gram_similarity``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -99,18 +102,30 @@ class RenderSettings:
         return cls(**data)  # type: ignore[arg-type]
 
 
+SIGNS = (1, -1)  # +v (a max render) and −v (a min render)
+
+
 @dataclass
 class RenderRequest:
     """One image to render: a unit direction in a layer's channel space.
 
     ``seed``, when given, alone decides the image's initialization and transform draws, so the
     image is the same whatever batch it is rendered in; otherwise it derives from the render
-    seed and the request's position.
+    seed and the request's position. ``sign`` −1 renders −v (the direction's minimum).
+    Requests that share a ``group`` (one direction's references of one sign) are pushed apart
+    by a diversity term of weight ``diversity``; 0 leaves every image independent.
     """
 
     layer: str
     vector: np.ndarray
     seed: int | None = None
+    sign: int = 1
+    group: Hashable | None = None
+    diversity: float = 0.0
+
+    def signed_vector(self) -> np.ndarray:
+        """The vector the objective uses: v for a max render, −v for a min render."""
+        return np.asarray(self.vector, np.float32) * np.float32(self.sign)
 
 
 @dataclass
@@ -147,22 +162,63 @@ def check_requests(model: LoadedModel, requests: Sequence[RenderRequest]) -> Non
         norm = float(np.linalg.norm(vec))
         if abs(norm - 1.0) > UNIT_TOLERANCE:
             raise ValueError(f"request {i}: direction must have unit norm, has {norm:.4g}")
+        if req.sign not in SIGNS:
+            raise ValueError(f"request {i}: sign must be 1 or -1, got {req.sign!r}")
+        if not (np.isfinite(req.diversity) and req.diversity >= 0):
+            raise ValueError(f"request {i}: diversity must be >= 0, got {req.diversity}")
+        if req.diversity and req.group is None:
+            raise ValueError(f"request {i}: diversity needs a group of images to diversify")
+    for group, members in _groups(requests).items():
+        if len({(requests[i].layer, requests[i].diversity) for i in members}) > 1:
+            raise ValueError(f"group {group!r} mixes layers or diversity weights")
+
+
+def _groups(requests: Sequence[RenderRequest]) -> dict[Hashable, list[int]]:
+    """The positions of each group's requests, in order."""
+    groups: dict[Hashable, list[int]] = {}
+    for i, req in enumerate(requests):
+        if req.group is not None:
+            groups.setdefault(req.group, []).append(i)
+    return groups
+
+
+def _diversity_penalty(
+    acts: dict[str, torch.Tensor], requests: Sequence[RenderRequest],
+    groups: dict[Hashable, list[int]],
+) -> torch.Tensor | None:
+    """Σ over groups of weight × the group's Gram similarity: what diversity adds to the loss."""
+    total: torch.Tensor | None = None
+    for members in groups.values():
+        first = requests[members[0]]
+        if first.diversity == 0 or len(members) < 2:
+            continue
+        index = torch.tensor(members, device=acts[first.layer].device)
+        term = first.diversity * objectives.gram_similarity(acts[first.layer][index])
+        total = term if total is None else total + term
+    return total
 
 
 def request_objectives(
     model: LoadedModel,
     images: torch.Tensor,
     requests: Sequence[RenderRequest],
-    vectors: torch.Tensor,
+    vectors: dict[str, torch.Tensor],
     settings: RenderSettings,
 ) -> torch.Tensor:
     """The objective of each image on its own layer and direction, one forward for all layers."""
     layers = list(dict.fromkeys(r.layer for r in requests))
-    acts = model.activations(images, layers)
-    values = images.new_zeros(len(requests), dtype=torch.float32)
+    return _objectives(model.activations(images, layers), requests, vectors, settings)
+
+
+def _objectives(
+    acts: dict[str, torch.Tensor], requests: Sequence[RenderRequest],
+    vectors: dict[str, torch.Tensor], settings: RenderSettings,
+) -> torch.Tensor:
+    layers = list(dict.fromkeys(r.layer for r in requests))
+    values = acts[layers[0]].new_zeros(len(requests), dtype=torch.float32)
     for layer in layers:
         idx = [i for i, r in enumerate(requests) if r.layer == layer]
-        index = torch.tensor(idx, device=images.device)
+        index = torch.tensor(idx, device=values.device)
         value = objectives.evaluate(
             settings.objective, acts[layer][index], vectors[layer], settings.cossim_power
         )
@@ -197,7 +253,8 @@ def render(
             CPU and CUDA alike; measured about 12% less CPU time for EfficientNet-Lite0).
 
     Returns:
-        One ``RenderResult`` per request, in order.
+        One ``RenderResult`` per request, in order; its objective is the request's own (of
+        ``sign`` × vector), without the diversity term.
     """
     if not requests:
         return []
@@ -215,12 +272,14 @@ def render(
     # Transform draws come from a stream separate from the initialization's.
     draws = draw_transforms([s ^ 0x5DEECE66D for s in seeds], settings.steps, transform)
     draws = draws.to(device)
+    layers = list(dict.fromkeys(r.layer for r in requests))
     vectors = {
         layer: torch.from_numpy(
-            np.stack([np.asarray(r.vector, np.float32) for r in requests if r.layer == layer])
+            np.stack([r.signed_vector() for r in requests if r.layer == layer])
         ).to(device)
-        for layer in dict.fromkeys(r.layer for r in requests)
+        for layer in layers
     }
+    groups = _groups(requests)
     optimizer = torch.optim.Adam(image.parameters(), lr=settings.lr)
 
     for step in range(settings.steps):
@@ -229,8 +288,11 @@ def render(
             x = apply_transforms(
                 image.image(), affine_matrices(draws[:, step], size, transform), transform
             )
-            x = x.contiguous(memory_format=memory_format)
-            loss = -request_objectives(model, x, requests, vectors, settings).sum()
+            acts = model.activations(x.contiguous(memory_format=memory_format), layers)
+            loss = -_objectives(acts, requests, vectors, settings).sum()
+            penalty = _diversity_penalty(acts, requests, groups)
+            if penalty is not None:
+                loss = loss + penalty
         loss.backward()
         optimizer.step()
         if progress is not None:

@@ -21,6 +21,11 @@ STEPS_RANGE = (1, 20_000)
 MAX_DIRECTIONS_PER_LAYER = 10_000
 MAX_SEED = 2**63 - 1
 NAME_MAX_CHARS = 200
+DEFAULT_REFERENCES = 9  # per sign, with an image set (Borowski et al. and IMI show 9 a side)
+MAX_REFERENCES = 64
+AUTO_DIVERSITY = "auto"  # --diversity auto: the weight is searched per direction and sign
+MAX_DIVERSITY = 1e6
+
 
 
 class JobError(ValueError):
@@ -43,6 +48,14 @@ class JobRequest:
     seed: int | None = None
     name: str | None = None
     weights: str | None = None
+    # With an image set: an exemplar pass and K references of each sign per direction (default
+    # DEFAULT_REFERENCES), diversity W >= 0 or AUTO_DIVERSITY (the default), and a query percentile
+    # in (50, 100) for harder 2-AFC queries (default: just past the references).
+    image_set: str | None = None
+    references: int | None = None
+    diversity: float | str | None = None
+    query_percentile: float | None = None
+
 
 
 @lru_cache(maxsize=4)
@@ -97,6 +110,38 @@ def _check_scalars(request: JobRequest) -> None:
         raise JobError(f"name must be 1 to {NAME_MAX_CHARS} characters")
 
 
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise JobError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def check_references(request: JobRequest) -> None:
+    """The image-set fields alone (that the set exists, is complete and is large enough for K
+    references a side is checked against the database by `submit`)."""
+    if request.image_set is None:
+        given = [flag for flag, value in (("--references", request.references),
+                                          ("--diversity", request.diversity),
+                                          ("--query-percentile", request.query_percentile))
+                 if value is not None]
+        if given:
+            verb = "needs" if len(given) == 1 else "need"
+            raise JobError(f"{', '.join(given)} {verb} an image set (--image-set NAME)")
+        return
+    if request.references is not None:
+        check_int("references", request.references, 1, MAX_REFERENCES)
+    if request.diversity is not None and request.diversity != AUTO_DIVERSITY:
+        weight = _number("diversity", request.diversity)
+        if not 0 <= weight <= MAX_DIVERSITY:
+            raise JobError(f"diversity must be {AUTO_DIVERSITY!r} or a weight between 0 and "
+                           f"{MAX_DIVERSITY:g}, got {request.diversity!r}")
+    if request.query_percentile is not None:
+        percentile = _number("query percentile", request.query_percentile)
+        if not 50 < percentile < 100:
+            raise JobError("query percentile must be between 50 and 100 (exclusive), got "
+                           f"{request.query_percentile}")
+
+
 def _validated_model(request: JobRequest) -> LoadedModel:
     """Load the model and check every layer and the basis count against its channels."""
     from service.featurevis import ModelError
@@ -139,4 +184,5 @@ def validate(request: JobRequest) -> tuple[LoadedModel, dict[str, object]]:
     Raises JobError naming the first bad field.
     """
     _check_scalars(request)
+    check_references(request)
     return _validated_model(request), _render_settings(request)

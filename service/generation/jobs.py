@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 
 from service.featurevis.kinds import DirectionKind
 from service.generation.job_requests import (
+    AUTO_DIVERSITY,
+    DEFAULT_REFERENCES,
     MAX_DIRECTIONS_PER_LAYER,
     NAME_MAX_CHARS,
     JobError,
@@ -36,6 +38,7 @@ from service.store.models import (
     Job,
     JobStatus,
     Shard,
+    ShardKind,
     ShardStatus,
     Stimulus,
 )
@@ -82,6 +85,8 @@ class ShardSummary:
     attempts: int
     lease_owner: str | None
     error: str | None
+    kind: str = ShardKind.RENDER
+    layer: str | None = None  # the layer an exemplar shard scores
 
 
 @dataclass
@@ -145,6 +150,7 @@ class _PreparedJob:
     job: Job
     sampled: list[_SampledLayer]
     shard_size: int
+    image_set: str | None = None
 
 
 def _prepare(request: JobRequest, shard_size: int, *, demo: bool = False) -> _PreparedJob:
@@ -163,16 +169,44 @@ def _prepare(request: JobRequest, shard_size: int, *, demo: bool = False) -> _Pr
         image_size=request.image_size, steps=request.steps, lr=float(request.lr), seed=seed,
         replicates=1, render_settings=render_settings, status=JobStatus.QUEUED, progress=0,
     )
-    return _PreparedJob(job, sampled, shard_size)
+    if request.image_set is not None:
+        job.n_references = request.references or DEFAULT_REFERENCES
+        job.replicates = job.n_references  # replicate = reference index, per sign
+        diversity = request.diversity if request.diversity is not None else AUTO_DIVERSITY
+        job.diversity = None if diversity == AUTO_DIVERSITY else float(diversity)
+        job.query_percentile = request.query_percentile
+    return _PreparedJob(job, sampled, shard_size, request.image_set)
+
+
+def _attach_image_set(session: Session, prepared: _PreparedJob) -> None:
+    """Point the job at its image set, which must be complete and big enough for K references
+    a side and the queries past them; JobError (the caller's transaction rolls back) if not."""
+    from service.featurevis.exemplar_selection import DEFAULT_TASKS, check_selection
+    from service.store.image_sets import ImageSetError, complete_set
+
+    job = prepared.job
+    assert prepared.image_set is not None and job.n_references is not None
+    try:
+        image_set = complete_set(session, prepared.image_set)
+        check_selection(image_set.count, job.n_references, DEFAULT_TASKS, job.query_percentile)
+    except (ImageSetError, ValueError) as exc:
+        raise JobError(str(exc)) from exc
+    job.image_set_id = image_set.id
 
 
 def _write(session: Session, prepared: _PreparedJob) -> int:
     """Add the job, its directions and its shards in the caller's transaction; the job's id."""
     job = prepared.job
+    if prepared.image_set is not None:
+        _attach_image_set(session, prepared)
     session.add(job)
     session.flush()
     directions = _directions_in_shard_order(job.id, prepared.sampled)
-    job.total = len(directions) * job.replicates
+    signs = 1 if prepared.image_set is None else 2  # with an image set, renders of +v and −v
+    job.total = len(directions) * job.replicates * signs
+    if prepared.image_set is not None:  # first, so that they are claimed before the renders
+        session.add_all(Shard(job_id=job.id, kind=ShardKind.EXEMPLARS, layer=layer,
+                              status=ShardStatus.QUEUED, attempts=0) for layer in job.layers)
     for start in range(0, len(directions), prepared.shard_size):
         shard = Shard(job_id=job.id, status=ShardStatus.QUEUED, attempts=0)
         session.add(shard)
@@ -329,7 +363,8 @@ def job_shards(engine: Engine, job_id: int) -> list[ShardSummary]:
         return [
             ShardSummary(
                 id=shard.id, status=shard.status, directions=count, attempts=shard.attempts,
-                lease_owner=shard.lease_owner, error=shard.error,
+                lease_owner=shard.lease_owner, error=shard.error, kind=shard.kind,
+                layer=shard.layer,
             )
             for shard, count in rows
         ]

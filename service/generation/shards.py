@@ -6,6 +6,11 @@ Claiming uses `SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL (claimers never 
 and an immediate transaction on SQLite (claimers take turns). Stimuli are unique per direction and
 replicate, so a shard finished by a worker whose lease had expired still leaves one image each.
 
+A job with an image set also has one `exemplars` shard per layer (see `exemplar_pass`); its
+render shards are claimable only once every exemplar shard of the job is done, because its
+renders are judged against, and their diversity searched from, the natural exemplars. If the
+exemplar pass fails for good, the job's renders are failed with it rather than left waiting.
+
 Lock order everywhere: shard rows before the job row, so that finishing, failing and cancelling
 never deadlock with each other.
 """
@@ -17,10 +22,10 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, and_, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from service.generation.jobs import render_settings_only
 from service.store.db import unit_of_work, utcnow
@@ -32,7 +37,9 @@ from service.store.models import (
     Job,
     JobStatus,
     Shard,
+    ShardKind,
     ShardStatus,
+    Sign,
     Stimulus,
 )
 from service.store.tokens import new_token
@@ -62,6 +69,12 @@ class ClaimedShard:
     replicates: int
     render_settings: dict[str, Any]
     directions: tuple[ClaimedDirection, ...]
+    kind: str = ShardKind.RENDER
+    layer: str | None = None  # an exemplar shard's layer
+    image_set_id: int | None = None
+    references: int | None = None  # K per sign; None: one render of +v per replicate
+    diversity: float | None = None  # None with references: searched per direction and sign
+    query_percentile: float | None = None
 
 
 @dataclass(frozen=True)
@@ -72,13 +85,21 @@ class RenderedImage:
     objective: float
     natural_max: float | None
     seconds: float
+    sign: str = Sign.MAX
+    diversity: float | None = None
 
 
 def _claimable(now: Any) -> Any:
     expired = and_(Shard.status == ShardStatus.RUNNING, Shard.lease_expires_at < now)
+    pass_ = aliased(Shard)
+    exemplars_pending = exists().where(
+        pass_.job_id == Shard.job_id, pass_.kind == ShardKind.EXEMPLARS,
+        pass_.status != ShardStatus.DONE,
+    )
     return and_(
         or_(Shard.status == ShardStatus.QUEUED, expired),
         Job.status.notin_((JobStatus.CANCELLED, JobStatus.DONE)),
+        or_(Shard.kind == ShardKind.EXEMPLARS, ~exemplars_pending),
     )
 
 
@@ -112,6 +133,14 @@ def _give_up(session: Session, shard: Shard, message: str) -> None:
     shard.lease_owner = None
     shard.lease_expires_at = None
     shard.finished_at = utcnow()
+    if shard.kind == ShardKind.EXEMPLARS:  # its job's renders wait for it: they would wait forever
+        session.execute(
+            update(Shard)
+            .where(Shard.job_id == shard.job_id, Shard.kind == ShardKind.RENDER,
+                   Shard.status == ShardStatus.QUEUED)
+            .values(status=ShardStatus.FAILED, finished_at=shard.finished_at,
+                    error="not rendered: the job's exemplar pass failed")
+        )
     session.flush()
     summary = f"shard {shard.id} failed after {shard.attempts} attempts: {message}"
     _fail_job(session, shard.job_id, summary)
@@ -119,13 +148,16 @@ def _give_up(session: Session, shard: Shard, message: str) -> None:
 
 def _load_claim(session: Session, shard: Shard) -> ClaimedShard:
     job = session.get_one(Job, shard.job_id)
-    directions = session.scalars(
-        select(Direction).where(Direction.shard_id == shard.id).order_by(Direction.id)
-    )
+    mine = (Direction.shard_id == shard.id if shard.kind == ShardKind.RENDER
+            else and_(Direction.job_id == job.id, Direction.layer == shard.layer))
+    directions = session.scalars(select(Direction).where(mine).order_by(Direction.id))
     return ClaimedShard(
         id=shard.id, job_id=job.id, attempt=shard.attempts, model=job.model, weights=job.weights,
         seed=job.seed, replicates=job.replicates,
         render_settings=render_settings_only(job.render_settings),
+        kind=shard.kind, layer=shard.layer, image_set_id=job.image_set_id,
+        references=job.n_references, diversity=job.diversity,
+        query_percentile=job.query_percentile,
         directions=tuple(
             ClaimedDirection(
                 id=d.id, layer=d.layer, kind=d.kind,
@@ -240,19 +272,45 @@ def _insert_stimulus(session: Session, values: dict[str, Any]) -> int:
     return len(session.execute(statement).all())
 
 
+def open_shard(session: Session, shard_id: int) -> Shard | None:
+    """The shard, row-locked, if it is still unsettled (queued or running); else None.
+
+    Every writer of a shard's results calls this first in its transaction, so that results are
+    written once however many workers finished the shard (a lost lease, a slow worker).
+    """
+    shard = session.scalars(
+        select(Shard).where(Shard.id == shard_id).with_for_update()
+    ).one_or_none()
+    return shard if shard is not None and shard.status in OPEN_SHARD_STATES else None
+
+
+def settle(session: Session, shard: Shard, images_written: int) -> None:
+    """Mark a written shard done, count its new images on the job, and close the job if it was
+    the last open shard."""
+    shard.status = ShardStatus.DONE
+    shard.lease_owner = None
+    shard.lease_expires_at = None
+    shard.finished_at = utcnow()
+    session.flush()
+    if images_written:
+        session.execute(
+            update(Job).where(Job.id == shard.job_id)
+            .values(progress=Job.progress + images_written)
+        )
+    _finish_job_if_settled(session, shard.job_id)
+
+
 def complete(engine: Engine, shard_id: int, images: list[RenderedImage]) -> int | None:
     """Write a rendered shard's stimuli and PNGs in one transaction and mark the shard done.
 
     Returns how many stimuli were new, or None when the shard was cancelled or already settled
     (nothing written). The shard row is locked first and only an unsettled shard is written, so
     a shard rendered twice leaves neither a second stimulus nor an orphan image; the unique
-    (direction, replicate) key backs this up in the database itself.
+    (direction, sign, replicate) key backs this up in the database itself.
     """
     with unit_of_work(engine, lock=True) as session:
-        shard = session.scalars(
-            select(Shard).where(Shard.id == shard_id).with_for_update()
-        ).one_or_none()
-        if shard is None or shard.status not in OPEN_SHARD_STATES:
+        shard = open_shard(session, shard_id)
+        if shard is None:
             return None
         written = 0
         for image in images:
@@ -260,20 +318,13 @@ def complete(engine: Engine, shard_id: int, images: list[RenderedImage]) -> int 
             written += _insert_stimulus(
                 session,
                 {
-                    "direction_id": image.direction_id, "replicate": image.replicate,
-                    "token": new_token(), "image_sha256": stored.sha256,
-                    "objective": float(image.objective),
+                    "direction_id": image.direction_id, "sign": image.sign,
+                    "replicate": image.replicate, "token": new_token(),
+                    "image_sha256": stored.sha256, "objective": float(image.objective),
                     "natural_max": None if image.natural_max is None else float(image.natural_max),
+                    "diversity": image.diversity,
                     "render_seconds": float(image.seconds), "created_at": utcnow(),
                 },
             )
-        shard.status = ShardStatus.DONE
-        shard.lease_owner = None
-        shard.lease_expires_at = None
-        shard.finished_at = utcnow()
-        session.flush()
-        session.execute(
-            update(Job).where(Job.id == shard.job_id).values(progress=Job.progress + written)
-        )
-        _finish_job_if_settled(session, shard.job_id)
+        settle(session, shard, written)
         return written

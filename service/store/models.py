@@ -66,6 +66,14 @@ class ShardStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class ShardKind(StrEnum):
+    """What a worker does with a shard: `render` its directions' images, or score a job's image
+    set on every direction of one layer (`exemplars`), which the renders of that job wait for."""
+
+    RENDER = "render"
+    EXEMPLARS = "exemplars"
+
+
 # A job's work left to do: shards a worker may still claim or is rendering.
 OPEN_SHARD_STATES = (ShardStatus.QUEUED, ShardStatus.RUNNING)
 OPEN_JOB_STATES = (JobStatus.QUEUED, JobStatus.RUNNING)
@@ -190,6 +198,10 @@ class Job(Base):
         CheckConstraint("n_basis >= 0 AND n_random >= 0 AND n_basis + n_random > 0", name="counts"),
         CheckConstraint("image_size > 0 AND steps > 0 AND lr > 0", name="render_ranges"),
         CheckConstraint("progress >= 0", name="progress"),
+        CheckConstraint("n_references IS NULL OR n_references >= 1", name="n_references"),
+        CheckConstraint("diversity IS NULL OR diversity >= 0", name="diversity"),
+        CheckConstraint("query_percentile IS NULL OR (query_percentile > 50"
+                        " AND query_percentile < 100)", name="query_percentile"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -207,6 +219,14 @@ class Job(Base):
     seed: Mapped[int] = mapped_column(BigInteger)
     replicates: Mapped[int] = mapped_column(Integer, default=1)
     render_settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # With an image set: its exemplar pass, and K renders of +v and of −v per direction
+    # (replicates = K) with a diversity weight (None: searched per direction); see `fvlab generate`
+    image_set_id: Mapped[int | None] = mapped_column(
+        ForeignKey("image_sets.id", ondelete="SET NULL"), index=True
+    )
+    n_references: Mapped[int | None] = mapped_column(Integer)
+    diversity: Mapped[float | None] = mapped_column(Float)
+    query_percentile: Mapped[float | None] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED, index=True)
     progress: Mapped[int] = mapped_column(Integer, default=0)
     total: Mapped[int] = mapped_column(Integer, default=0)
@@ -224,11 +244,17 @@ class Shard(Base):
     __table_args__ = (
         CheckConstraint(_in("status", ShardStatus), name="status"),
         CheckConstraint("attempts >= 0", name="attempts"),
+        CheckConstraint(_in("kind", ShardKind), name="kind"),
+        CheckConstraint(f"(kind = '{ShardKind.EXEMPLARS}') = (layer IS NOT NULL)",
+                        name="layer_for_exemplars"),
         Index("ix_shards_claim", "status", "lease_expires_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10), default=ShardKind.RENDER,
+                                      server_default=ShardKind.RENDER.value)
+    layer: Mapped[str | None] = mapped_column(String(200))  # an exemplar shard's layer
     status: Mapped[str] = mapped_column(String(20), default=ShardStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(200))
@@ -267,6 +293,8 @@ class Direction(Base):
     # the SD of the direction's activation over its job's image set: the unit of a 2-AFC query
     # pair's gap (empty until the exemplar pass stores it)
     activation_sd: Mapped[float | None] = mapped_column(Float)
+    # how many 2-AFC tasks with queries from photos other than the references' the set allows
+    tasks_available: Mapped[int | None] = mapped_column(Integer)
 
     job: Mapped[Job] = relationship(back_populates="directions")
     shard: Mapped[Shard | None] = relationship(back_populates="directions")
@@ -305,6 +333,7 @@ class Stimulus(Base):
     image_sha256: Mapped[str] = mapped_column(ForeignKey("images.sha256"), index=True)
     objective: Mapped[float] = mapped_column(Float)
     natural_max: Mapped[float | None] = mapped_column(Float)
+    diversity: Mapped[float | None] = mapped_column(Float)  # the weight a reference was made with
     render_seconds: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
