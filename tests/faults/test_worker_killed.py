@@ -1,9 +1,13 @@
-"""A gunicorn worker killed (SIGKILL) in the middle of a rating: the retry stores it once.
+"""Workers killed (SIGKILL) mid-work: nothing is lost and nothing is written twice.
 
-The rating request is held inside its transaction by a lock the test takes on the ratings table,
-so the worker is certainly mid-request when it is killed. Its connection dies with it, so
-PostgreSQL rolls that transaction back; the master starts a new worker, and the page-style retry
-with the same trial token stores the rating exactly once.
+A gunicorn worker killed in the middle of a rating: the rating request is held inside its
+transaction by a lock the test takes on the ratings table, so the worker is certainly
+mid-request when it is killed. Its connection dies with it, so PostgreSQL rolls that transaction
+back; the master starts a new worker, and the page-style retry with the same trial token stores
+the rating exactly once.
+
+A generation worker killed in the middle of an exemplar pass: it has written nothing, its lease
+lapses, another worker scores the image set again and writes every exemplar once.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from service.store.db import make_engine
-from service.store.models import Rating, Trial
+from service.generation.jobs import JobRequest, get_job, job_shards, submit
+from service.store.db import make_engine, unit_of_work
+from service.store.image_sets import add_builtin
+from service.store.models import Direction, Exemplar, Image, Rating, Shard, Stimulus, Trial
 from tests.annotate.conftest import make_study
 from tests.conftest import create_schema
 from tests.faults.support import TRANSPORT_ERRORS, Browser
@@ -122,4 +128,60 @@ def test_worker_killed_mid_request(postgres_url: str,
         per_trial = set(conn.scalars(select(func.count()).select_from(Rating)
                                      .group_by(Rating.trial_id)))
     assert per_trial == {1}
+    engine.dispose()
+
+
+def _worker(url: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "FVLAB_DATABASE_URL": url, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "worker", "--accelerator", "cpu", "--lease-seconds",
+         "2", "--max-idle-seconds", "1", "--batch-size", "8"],
+        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def _running_exemplar_shard(engine: Engine) -> Shard | None:
+    with unit_of_work(engine) as s:
+        return s.scalars(select(Shard).where(Shard.kind == "exemplars",
+                                             Shard.status == "running")).first()
+
+
+def test_generation_worker_killed_mid_exemplar_pass(postgres_url: str, tmp_path: Path) -> None:
+    engine = make_engine(postgres_url)
+    create_schema(engine)
+    add_builtin(engine)
+    references = 3
+    job_id = submit(engine, JobRequest(
+        model="tiny", layers=["conv3"], n_basis=2, n_random=2, image_size=32, steps=4, seed=2,
+        image_set="photos", references=references, diversity=0.0))
+    victim = _worker(postgres_url, tmp_path / "victim.log")
+    _wait_until(lambda: _running_exemplar_shard(engine) is not None, "the pass to start")
+    time.sleep(0.5)  # scoring: a few seconds of batches, none of it written yet
+    held = _running_exemplar_shard(engine)
+    assert held is not None and f":{victim.pid}:" in (held.lease_owner or "")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count(Exemplar.id))) == 0  # killed before writing
+
+    rescuer = _worker(postgres_url, tmp_path / "rescuer.log")
+    _wait_until(lambda: get_job(engine, job_id).status == "done", "another worker to finish",
+                seconds=180)
+    rescuer.send_signal(signal.SIGTERM)
+    assert rescuer.wait(timeout=60) == 0, (tmp_path / "rescuer.log").read_text()
+    exemplar_shard = next(s for s in job_shards(engine, job_id) if s.kind == "exemplars")
+    assert (exemplar_shard.id, exemplar_shard.status, exemplar_shard.attempts) == (
+        held.id, "done", 2)
+    with engine.connect() as conn:
+        per_end = conn.execute(
+            select(Exemplar.direction_id, Exemplar.sign, Exemplar.role, func.count())
+            .group_by(Exemplar.direction_id, Exemplar.sign, Exemplar.role)).all()
+        tasks = dict(conn.execute(select(Direction.id, Direction.tasks_available)).all())
+        renders = conn.scalar(select(func.count(Stimulus.id)))
+        orphans = conn.scalar(select(func.count()).select_from(Image).where(
+            ~Image.sha256.in_(select(Stimulus.image_sha256)),
+            ~Image.sha256.in_(select(Exemplar.image_sha256))))
+    assert len(tasks) == 4 and renders == 4 * references * 2 and orphans == 0
+    for direction_id, _sign, role, count in per_end:
+        assert count == (references if role == "reference" else min(10, tasks[direction_id]))
+    assert len(per_end) == 4 * 2 * 2  # both signs, both roles, of every direction
     engine.dispose()
