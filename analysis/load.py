@@ -48,6 +48,8 @@ def _where(frame: pd.DataFrame, bad: np.ndarray, column: str, problem: str) -> N
         return
     first = int(np.flatnonzero(bad)[0])
     value = frame[column].iloc[first]
+    if isinstance(value, np.generic):  # numpy's repr (np.int64(7)) means nothing to a reader
+        value = value.item()
     shown = "empty" if pd.isna(value) else repr(value)
     raise RatingsError(
         f"row {first + 1}, column {column!r}: {shown} {problem} ({int(bad.sum())} such rows)"

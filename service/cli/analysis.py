@@ -82,8 +82,9 @@ def _spec(annotators: int, stimuli: int, k: int, layers: int, p_basis: float, p_
 
 @click.command()
 @click.option("--ratings", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A ratings export (CSV or Parquet).")
-@click.option("--study", "study_id", type=int, help="Analyse this study from the database.")
+              help="A ratings export (CSV or Parquet). Give this or --study.")
+@click.option("--study", "study_id", type=int,
+              help="Analyse this study straight from the database. Give this or --ratings.")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--bootstrap", "n_boot", type=click.IntRange(100), default=2000, show_default=True)
 @click.option("--permutations", "n_perm", type=click.IntRange(100), default=10_000,
@@ -100,7 +101,8 @@ def analyze(cli: CliContext, ratings: Path | None, study_id: int | None, output:
             n_boot: int, n_perm: int,
             two_way: bool, seed: int, min_rate: float, alpha: float, max_catch_fail: float,
             min_rt_ms: int, max_fast_share: float) -> None:
-    """Analyse ratings: results.json, report.html and figures/ in OUTPUT."""
+    """Analyse ratings (exactly one of --ratings FILE or --study ID): results.json, report.html
+    and figures/ in OUTPUT."""
     from analysis.estimate import Options
     from analysis.load import RatingsError, read_ratings, validate
     from analysis.pipeline import AnalysisConfig
@@ -191,7 +193,8 @@ def power(studies: int, n_boot: int, n_perm: int, max_catch_fail: float, min_rt_
     click.echo(f"design: {spec.n_stimuli} stimuli, {spec.n_annotators} annotators, "
                f"k={spec.ratings_per_item}, true difference {spec.p_basis - spec.p_random:+.3f}")
     for key in CRITERIA:
-        click.echo(f"power {key}: {found[key]:.3f} ± {found.margin(key):.3f}")
+        click.echo(f"power {key}: {found[key]:.3f} "
+                   f"(± {found.margin(key):.3f}, the 95% margin of {studies} simulated studies)")
     width = "n/a" if found.mean_ci_width is None else f"{found.mean_ci_width:.3f}"
     click.echo(f"interval covers truth: {found.interval_covers_truth:.3f}; mean CI width "
                f"{width}")

@@ -91,7 +91,8 @@ def _check_scalars(request: JobRequest) -> None:
     check_int("n_basis", request.n_basis, 0, MAX_DIRECTIONS_PER_LAYER)
     check_int("n_random", request.n_random, 0, MAX_DIRECTIONS_PER_LAYER)
     if request.n_basis + request.n_random == 0:
-        raise JobError("n_basis and n_random are both 0: the job would render nothing")
+        raise JobError("no directions: basis (--basis) and random (--random) are both 0, so the "
+                       "job would render nothing")
     if request.random_kind not in tuple(RandomKind):
         choices = names(RandomKind)
         raise JobError(f"random_kind must be one of {choices}, got {request.random_kind!r}")

@@ -163,3 +163,14 @@ def test_bad_appended_values_name_row_and_column(raw: pd.DataFrame, column: str,
                                                  message: str) -> None:
     with pytest.raises(RatingsError, match=message):
         validate(_broken(_with_appended(raw), 3, column, value))
+
+
+def test_a_bad_number_read_from_a_file_is_shown_as_written(raw: pd.DataFrame,
+                                                           tmp_path: Path) -> None:
+    frame = raw.copy()
+    frame.loc[3, "confidence"] = 7
+    path = write_frame(frame, tmp_path / "r.csv", "csv")
+    with pytest.raises(RatingsError) as info:
+        read_ratings(path)
+    assert "row 4, column 'confidence': 7 is not in 1–5" in str(info.value)
+    assert "np." not in str(info.value)

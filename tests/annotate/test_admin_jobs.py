@@ -54,7 +54,7 @@ BAD_LAUNCHES = [
     ({"seed": "1.5"}, "seed must be a whole number"),
     ({"model": "no_such_net"}, "model &#39;no_such_net&#39; is unknown"),
     ({"layers": " "}, "layers: give at least one layer"),
-    ({"n_basis": "0", "n_random": "0"}, "n_basis and n_random are both 0"),
+    ({"n_basis": "0", "n_random": "0"}, "basis (--basis) and random (--random) are both 0"),
     ({"objective": "max"}, "objective must be one of dot, cossim"),
     ({"image_size": "8"}, "image_size must be between 16 and 1024"),
     ({"layers": "blocks.99"}, "layer &#39;blocks.99&#39; does not exist in efficientnet_lite0"),
