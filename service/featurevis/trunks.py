@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from service.featurevis.layer_table import layer_channels
+
 Features = Iterator[tuple[str, torch.Tensor]]
 
 
@@ -120,19 +122,6 @@ def half_normalize(images01: torch.Tensor) -> torch.Tensor:
     return (images01 - 0.5) / 0.5
 
 
-GOOGLENET_LAYERS = (
-    "conv1", "conv2", "conv3", "inception3a", "inception3b", "inception4a", "inception4b",
-    "inception4c", "inception4d", "inception4e", "inception5a", "inception5b",
-)  # fmt: skip
-RESNET50_LAYERS = (
-    "conv1",
-    *(f"layer{i}.{j}" for i, n in ((1, 3), (2, 4), (3, 6), (4, 3)) for j in range(n)),
-    "layer1", "layer2", "layer3", "layer4",
-)  # fmt: skip
-VGG16_LAYERS = tuple(f"features.{i}" for i in (1, 3, 6, 8, 11, 13, 15, 18, 20, 22, 25, 27, 29))
-ALEXNET_LAYERS = tuple(f"features.{i}" for i in (1, 4, 7, 9, 11))
-
-
 def forward_order(net: nn.Module, layers: tuple[str, ...]) -> tuple[str, ...]:
     """``layers`` sorted by the order in which their modules finish during a forward pass."""
     finished: list[str] = []
@@ -151,10 +140,6 @@ def forward_order(net: nn.Module, layers: tuple[str, ...]) -> tuple[str, ...]:
 
 def torchvision_trunk(name: str, net: nn.Module) -> HookTrunk:
     """Wrap a torchvision classifier by its zoo name."""
-    layers, normalize = {
-        "googlenet": (GOOGLENET_LAYERS, half_normalize),
-        "resnet50": (RESNET50_LAYERS, imagenet_normalize),
-        "vgg16": (VGG16_LAYERS, imagenet_normalize),
-        "alexnet": (ALEXNET_LAYERS, imagenet_normalize),
-    }[name]
+    normalize = half_normalize if name == "googlenet" else imagenet_normalize
+    layers = tuple(layer_channels(name))  # the module paths fvlab names, from the one table
     return HookTrunk(net, forward_order(net, layers), normalize)

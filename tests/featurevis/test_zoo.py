@@ -68,9 +68,8 @@ def test_torchvision_forward_stops_at_the_layer() -> None:
 
 def test_missing_torchvision_weights_say_where_to_put_them(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
-    monkeypatch.setenv("FVLAB_WEIGHTS_DIR", str(tmp_path / "weights"))
     with pytest.raises(ModelError) as err:
-        load_model("googlenet")
+        load_model("googlenet", weights_dir=tmp_path / "weights")
     message = str(err.value)
     assert "googlenet-1378be20.pth" in message and "FVLAB_WEIGHTS_DIR" in message
     assert "--weights random" in message and "\n" not in message
@@ -78,9 +77,18 @@ def test_missing_torchvision_weights_say_where_to_put_them(tmp_path, monkeypatch
 
 
 def test_weights_found_in_the_weights_dir(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
+    (tmp_path / "resnet50-0676ba61.pth").write_bytes(b"")
+    assert find_weights("resnet50", tmp_path) == tmp_path / "resnet50-0676ba61.pth"
+
+
+def test_the_environment_is_not_read(tmp_path, monkeypatch) -> None:
+    """The engine reads no settings: a weights folder counts only when the caller passes it."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
     monkeypatch.setenv("FVLAB_WEIGHTS_DIR", str(tmp_path))
     (tmp_path / "resnet50-0676ba61.pth").write_bytes(b"")
-    assert find_weights("resnet50") == tmp_path / "resnet50-0676ba61.pth"
+    with pytest.raises(ModelError, match=r"FVLAB_WEIGHTS_DIR \(unset\)"):
+        find_weights("resnet50")
 
 
 def test_weight_files_load_strictly(tmp_path) -> None:
