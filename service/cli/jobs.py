@@ -6,6 +6,7 @@ torch and Lightning are imported inside the command bodies (through `service.gen
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import TYPE_CHECKING
 
@@ -152,23 +153,30 @@ def worker(
 ) -> None:
     """Render queued shards with Lightning Fabric.
 
-    Runs until SIGTERM (finishing or releasing its shard) or, with --once, until the queue is
-    empty.
+    Runs until SIGTERM or Ctrl-C (finishing or releasing its shard) or, with --once, until the
+    queue is empty. --accelerator gpu renders in bf16 mixed precision, cpu in 32-bit.
     """
-    from service.generation.worker import WorkerConfig, run
-
-    cli.engine()  # refuse to start on a database without the current schema
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config = WorkerConfig(
-        database_url=cli.database_url, accelerator=accelerator, devices=devices,
-        batch_size=batch_size, once=once, lease_seconds=lease_seconds, max_attempts=max_attempts,
-        max_idle_seconds=max_idle_seconds,
-    )
     try:
+        from service.generation.worker import WorkerConfig, run
+
+        cli.engine()  # refuse to start on a database without the current schema
+        # fvlab's own progress at INFO; the libraries' chatter (torch, Lightning) as warnings.
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+        logging.getLogger("fvlab").setLevel(logging.INFO)
+        config = WorkerConfig(
+            database_url=cli.database_url, accelerator=accelerator, devices=devices,
+            batch_size=batch_size, once=once, lease_seconds=lease_seconds,
+            max_attempts=max_attempts, max_idle_seconds=max_idle_seconds,
+            weights_dir=cli.weights_dir,
+        )
         run(config)
     except (ValueError, RuntimeError) as exc:  # e.g. --accelerator gpu on a machine without one
         raise click.ClickException(str(exc)) from exc
+    finally:
+        # However it ends (done, stopped, Ctrl-C while still importing), all that is left is the
+        # interpreter's teardown, whose garbage collections over torch and Lightning take
+        # seconds; frozen objects are still torn down, just not searched for cycles first.
+        gc.freeze()
 
 
 def _rate(value: float | None) -> str:
