@@ -9,6 +9,7 @@ stops both children cleanly. A second run reuses everything and is up in seconds
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -32,6 +33,7 @@ ADMIN_NAME = "admin"
 DEMO_STUDY_NAME = "Picture ratings"
 POLL_SECONDS = 2.0
 STOP_TIMEOUT_SECONDS = 60.0
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def _private_file(path: Path, make: str) -> str:
@@ -89,25 +91,46 @@ def _demo_study_slug(engine: Engine, job_id: int) -> str:
         return study.slug
 
 
-def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """A child in our process group that leaves Ctrl-C to us, so we stop it in order."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "service.cli", *args],
-        env=env,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-    )
+def _child_signals() -> None:
+    """In a child before exec: Ctrl-C is left to us (so we stop the children in order), and
+    the signals we block while starting it are let through again."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def _start(children: list[subprocess.Popen[bytes]], args: list[str], env: dict[str, str]) -> None:
+    """Start `fvlab ARGS` as a child in our process group and add it to `children`.
+
+    Ctrl-C and SIGTERM wait while it starts, so that one arriving then cannot leave a child
+    that is running but not yet in the list `_stop` stops.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "service.cli", *args], env=env, preexec_fn=_child_signals,
+        ))
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-    for child in children:
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
+    """SIGTERM the children and wait for them to finish cleanly; a second Ctrl-C (or SIGTERM)
+    meanwhile, or a child that takes too long, has them killed at once. None outlives us."""
+    try:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        for child in children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except KeyboardInterrupt:
+        print("stopping now", flush=True)
+    finally:
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # nothing may cut the killing short
+        for child in children:
+            if child.poll() is None:
+                child.kill()
             child.wait()
 
 
@@ -163,18 +186,17 @@ def demo(cli: CliContext, host: str, port: int) -> None:
 def _run(settings: Settings, host: str, port: int) -> int:
     engine, env, password, job_id = _prepare(settings)
     signal.signal(signal.SIGTERM, _interrupt)
-    children = [
-        _start(["worker"], env),
-        _start(["serve", "--host", host, "--port", str(port)], env),
-    ]
-    base = f"http://{host}:{port}"
-    print(f"site: {base}/  ·  researcher console: {base}/admin", flush=True)
-    if password is None:
-        print(f"admin login: {ADMIN_NAME} (its password file is gone; make another account "
-              "with: fvlab admin create-user NAME)", flush=True)
-    else:
-        print(f"admin login: {ADMIN_NAME} / {password}", flush=True)
+    children: list[subprocess.Popen[bytes]] = []
     try:
+        _start(children, ["worker"], env)
+        _start(children, ["serve", "--host", host, "--port", str(port)], env)
+        base = f"http://{host}:{port}"
+        print(f"site: {base}/  ·  researcher console: {base}/admin", flush=True)
+        if password is None:
+            print(f"admin login: {ADMIN_NAME} (its password file is gone; make another account "
+                  "with: fvlab admin create-user NAME)", flush=True)
+        else:
+            print(f"admin login: {ADMIN_NAME} / {password}", flush=True)
         if job_id is not None and _wait_for_job(engine, job_id, children) == "done":
             print(f"annotator link: {base}/study/{_demo_study_slug(engine, job_id)}", flush=True)
         print("running; press Ctrl-C to stop the worker and the site", flush=True)
