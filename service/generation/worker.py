@@ -28,8 +28,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from service.generation import shards
-from service.generation.rendering import render_shard
+from service.generation import shard_work, shards
 from service.generation.shards import ClaimedShard
 from service.generation.stopping import StopSignal, wait_for_exit
 from service.store.db import make_engine
@@ -213,12 +212,13 @@ class _Worker:
 
         started = time.perf_counter()
         try:
-            images = render_shard(
-                shard, self.fabric, self.config.batch_size, self.config.weights_dir, check
+            images = shard_work.produce(  # renders, references or an exemplar pass
+                self.engine, shard, self.fabric, self.config.batch_size,
+                self.config.weights_dir, check,
             )
             written = self.retry(
                 f"to write rendered shard {shard.id}",
-                lambda: shards.complete(self.engine, shard.id, images),
+                lambda: shard_work.complete(self.engine, shard.id, images),
                 until=keeper.expires,
             )
         except _Interrupted as exc:
