@@ -1,4 +1,5 @@
-"""The researcher console under `/admin`: sign in and out, and the generation jobs.
+"""The researcher console under `/admin`: sign in and out, the generation jobs and their
+contact sheets (a job's min and max renders beside its natural extremes, per direction).
 
 Studies live in `annotate/admin_studies.py`, a blueprint nested in this one so that the sign-in
 and CSRF guard of `annotate.auth.protect` covers them too. Everything here may name models,
@@ -7,7 +8,17 @@ layers, channels and conditions, because only researchers get past the guard.
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -24,6 +35,8 @@ from annotate.auth import (
 )
 from annotate.database import get_engine
 from service.featurevis.kinds import Objective, RandomKind
+from service.generation.job_requests import AUTO_DIVERSITY
+from service.generation.job_sheet import job_sheet, reference_report, sheet_png
 from service.generation.jobs import JobError, JobRequest, cancel, get_job, list_jobs, submit
 from service.store.accounts import authenticate
 
@@ -34,7 +47,9 @@ protect(bp, public={"admin.login"})
 JOB_DEFAULTS = {"model": "efficientnet_lite0", "layers": "blocks.10", "n_basis": "16",
                 "n_random": "16", "random_kind": RandomKind.GAUSSIAN.value,
                 "objective": Objective.DOT.value, "image_size": "128", "steps": "512", "lr": "0.05",
-                "seed": "", "name": ""}
+                "seed": "", "name": "", "image_set": "", "references": "", "diversity": "",
+                "query_percentile": ""}
+SHA256_CHARS = 64
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -91,7 +106,22 @@ def _job_request(form: MultiDict[str, str]) -> JobRequest:
         image_size=int_field(form, "image_size"), steps=int_field(form, "steps"),
         lr=float_field(form, "lr"), seed=optional_int_field(form, "seed"),
         name=form.get("name", "").strip() or None,
+        image_set=form.get("image_set", "").strip() or None,
+        references=optional_int_field(form, "references"),
+        diversity=_diversity_field(form),
+        query_percentile=_optional_float(form, "query_percentile"),
     )
+
+
+def _optional_float(form: MultiDict[str, str], name: str) -> float | None:
+    return float_field(form, name) if form.get(name, "").strip() else None
+
+
+def _diversity_field(form: MultiDict[str, str]) -> float | str | None:
+    """Blank (the default: auto with an image set), "auto", or a weight."""
+    if form.get("diversity", "").strip() == AUTO_DIVERSITY:
+        return AUTO_DIVERSITY
+    return _optional_float(form, "diversity")
 
 
 @bp.post("/jobs")
@@ -118,6 +148,26 @@ def cancel_job(job_id: int) -> WerkzeugResponse:
     else:
         flash(f"Job {job_id} cancelled.")
     return redirect(url_for("admin.jobs"))
+
+
+@bp.get("/jobs/<int:job_id>/sheet")
+def job_sheet_page(job_id: int) -> str:
+    """Per direction, its min and max renders beside its natural extremes (researchers only)."""
+    try:
+        job = get_job(get_engine(), job_id)
+    except JobError:
+        abort(404)
+    return render_template("admin/job_sheet.html", job=job,
+                           report=reference_report(get_engine(), job_id),
+                           directions=job_sheet(get_engine(), job_id))
+
+
+@bp.get("/jobs/<int:job_id>/sheet/<sha256>.png")
+def job_sheet_image(job_id: int, sha256: str) -> Response:
+    png = sheet_png(get_engine(), job_id, sha256) if len(sha256) == SHA256_CHARS else None
+    if png is None:
+        abort(404)
+    return Response(png, mimetype="image/png", headers={"Cache-Control": "private"})
 
 
 def init_app(app: Flask) -> None:
