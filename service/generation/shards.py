@@ -28,7 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
 from service.generation.jobs import render_settings_only
-from service.store.db import unit_of_work, utcnow
+from service.store.db import rowcount, unit_of_work, utcnow
 from service.store.images import store
 from service.store.models import (
     OPEN_JOB_STATES,
@@ -209,14 +209,14 @@ def renew(engine: Engine, shard_id: int, owner: str, lease_seconds: float) -> st
     """Extend the lease; returns "held", or why it is gone: "cancelled" or "lost" (expired and
     taken by another worker, or settled meanwhile)."""
     with unit_of_work(engine) as session:
-        renewed = session.execute(
+        renewed = rowcount(session.execute(
             update(Shard)
             .where(
                 Shard.id == shard_id, Shard.status == ShardStatus.RUNNING,
                 Shard.lease_owner == owner,
             )
             .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
-        ).rowcount
+        ))
         if renewed:
             return "held"
         status = session.scalar(select(Shard.status).where(Shard.id == shard_id))
@@ -227,7 +227,7 @@ def release(engine: Engine, shard_id: int, owner: str) -> bool:
     """Give a shard back unfinished (worker stopping): queued again, the attempt not counted."""
     with unit_of_work(engine, lock=True) as session:
         return bool(
-            session.execute(
+            rowcount(session.execute(
                 update(Shard)
                 .where(
                     Shard.id == shard_id, Shard.status == ShardStatus.RUNNING,
@@ -237,7 +237,7 @@ def release(engine: Engine, shard_id: int, owner: str) -> bool:
                     status=ShardStatus.QUEUED, lease_owner=None, lease_expires_at=None,
                     attempts=Shard.attempts - 1,
                 )
-            ).rowcount
+            ))
         )
 
 
