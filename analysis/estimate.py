@@ -100,11 +100,6 @@ def _interval(draws: np.ndarray, level: float, n_items: int) -> Interval:
     return lo, hi
 
 
-def _two_sided_p(null: np.ndarray, observed: float) -> float:
-    extreme = np.abs(null) >= abs(observed) - 1e-12
-    return float((1 + extreme.sum()) / (1 + null.size))
-
-
 def _stratum_draws(
     items: pd.DataFrame, ratings: pd.DataFrame, options: Options
 ) -> dict[tuple[str, str], Draws]:
@@ -195,11 +190,11 @@ def _permutation_p_values(items: pd.DataFrame, options: Options) -> tuple[float 
         return _ratio(b[..., 0], b[..., 1]) - _ratio(total[..., 0] - b[..., 0],
                                                       total[..., 1] - b[..., 1])
 
-    per_layer = {layer: _two_sided_p(diff(basis[:, i], totals[i]),
-                                     float(diff(observed[i], totals[i])))
+    per_layer = {layer: resample.two_sided_p(diff(basis[:, i], totals[i]),
+                                             float(diff(observed[i], totals[i])))
                  for i, layer in enumerate(both)}
-    overall = _two_sided_p(diff(basis.sum(axis=1), totals.sum(axis=0)),
-                           float(diff(observed.sum(axis=0), totals.sum(axis=0))))
+    overall = resample.two_sided_p(diff(basis.sum(axis=1), totals.sum(axis=0)),
+                                   float(diff(observed.sum(axis=0), totals.sum(axis=0))))
     return overall, per_layer
 
 

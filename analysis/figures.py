@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from analysis.tasks import AFC  # noqa: E402
 from analysis.verdict import level_label  # noqa: E402
 from service.studies.ratings_file import STIMULUS_CONDITIONS, Condition  # noqa: E402
 
@@ -26,6 +27,20 @@ if TYPE_CHECKING:
 CONDITION_COLORS = {Condition.BASIS.value: "#1f77b4", Condition.RANDOM.value: "#ff7f0e",
                     Condition.CATCH_POSITIVE.value: "#2ca02c",
                     Condition.CATCH_NEGATIVE.value: "#7f7f7f"}
+
+
+REFERENCE_LABELS = {"synthetic": "synthetic\nreferences", "natural": "natural\nreferences",
+                    "none": "no\nreferences"}
+
+
+def _share_label(results: AnalysisResult) -> str:
+    return ("accuracy, synthetic references" if results.task == AFC
+            else "share rated interpretable")
+
+
+def _chance(ax: plt.Axes, chance: float | None) -> None:
+    if chance is not None:
+        ax.axhline(chance, color="black", linestyle="--", linewidth=1, label=f"chance ({chance:g})")
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -51,7 +66,8 @@ def rates(results: AnalysisResult, path: Path) -> Path:
         _errorbar(ax, i, results.rates[name], CONDITION_COLORS[name])
     ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names])
     ax.set_ylim(0, 1)
-    ax.set_ylabel("share rated interpretable")
+    ax.set_ylabel(_share_label(results))
+    _chance(ax, results.chance)
     level = level_label(results.settings["level"])
     ax.set_title(f"Rate per condition ({level} stimulus-bootstrap CI)")
     ax.grid(axis="y", alpha=0.3)
@@ -67,14 +83,15 @@ def per_layer(results: AnalysisResult, path: Path) -> Path:
             _errorbar(ax, i + offset, entry.rates[name], CONDITION_COLORS[name])
     ax.set_xticks(range(len(layers)), [e.layer for e in layers])
     ax.set_ylim(0, 1)
-    ax.set_ylabel("share rated interpretable")
+    ax.set_ylabel(_share_label(results))
+    _chance(ax, results.chance)
     ax.set_title("Per layer: basis (blue) and random (orange)")
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
 
-def stimulus_distribution(items: pd.DataFrame, path: Path) -> Path:
-    """Histogram of per-stimulus yes-rates, per condition."""
+def stimulus_distribution(items: pd.DataFrame, path: Path, task: str = "rating") -> Path:
+    """Histogram of per-stimulus yes-rates (2-AFC: per-direction accuracy), per condition."""
     fig, ax = plt.subplots(figsize=(6, 4))
     bins = np.linspace(0, 1, 21)
     for name in STIMULUS_CONDITIONS:
@@ -82,10 +99,32 @@ def stimulus_distribution(items: pd.DataFrame, path: Path) -> Path:
         if len(rows):
             ax.hist(rows["yes"] / rows["n"], bins=bins, alpha=0.5, label=name,
                     color=CONDITION_COLORS[name], density=True)
-    ax.set_xlabel("per-stimulus share of yes")
+    afc = task == AFC
+    ax.set_xlabel("per-direction accuracy, synthetic references" if afc
+                  else "per-stimulus share of yes")
     ax.set_ylabel("density")
-    ax.set_title("How interpretable is each stimulus?")
+    ax.set_title("How predictable is each direction?" if afc
+                 else "How interpretable is each stimulus?")
     ax.legend()
+    return _save(fig, path)
+
+
+def accuracy_by_reference(results: AnalysisResult, path: Path) -> Path:
+    """2-AFC accuracy per condition × reference kind with bootstrap intervals; chance dashed."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    kinds = list(results.per_reference)
+    for i, kind in enumerate(kinds):
+        for offset, name in zip((-0.12, 0.12), STIMULUS_CONDITIONS, strict=True):
+            _errorbar(ax, i + offset, results.per_reference[kind][name], CONDITION_COLORS[name])
+    _chance(ax, results.chance)
+    ax.set_xticks(range(len(kinds)), [REFERENCE_LABELS.get(kind, kind) for kind in kinds])
+    ax.set_xlim(-0.6, max(len(kinds), 1) - 0.4)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy (share of right choices)")
+    level = level_label(results.settings["level"])
+    ax.set_title(f"Accuracy: basis (blue), random (orange); {level} CI")
+    ax.legend(loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
 

@@ -10,6 +10,11 @@ Files written before the appended columns (`task` … `server_rt_ms`) existed st
 columns are then empty (`task` is `rating`, the only task such files hold). A CSV's text cells
 come back as the Parquet export holds them: the spreadsheet guard `'` that the export put in
 front of cells like `=…` or `-1` is taken off again (`ratings_file.restore`).
+
+A file holds one task. Rating rows answer yes/no (`interpretable`, confidence 1–5); 2-AFC rows
+leave `interpretable` empty and carry `correct` and `choice` (0/1), a confidence of 1–3 and, on
+stimulus rows, the reference kind shown. Mixing the tasks in one file would mix two outcomes
+into one rate, so it is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.tasks import AFC, RATING, REFERENCES
 from service.studies.ratings_file import (
     APPENDED_COLUMNS,
     CONDITIONS,
@@ -26,6 +32,7 @@ from service.studies.ratings_file import (
     INT_COLUMNS,
     RATINGS_COLUMNS,
     REQUIRED_COLUMNS,
+    SESSIONS_COLUMNS,
     TASKS,
     TEXT_COLUMNS,
     format_for,
@@ -34,8 +41,9 @@ from service.studies.ratings_file import (
 
 STIMULUS_CONDITIONS = ("basis", "random")
 CATCH_CONDITIONS = ("catch_positive", "catch_negative")
-_REQUIRED_EVERYWHERE = ("rating_id", "annotator_id", "condition", "interpretable",
-                        "confidence", "rt_ms", "created_at")
+CONFIDENCE_RANGE = {RATING: (1, 5), AFC: (1, 3)}
+_REQUIRED_EVERYWHERE = ("rating_id", "annotator_id", "condition", "confidence", "rt_ms",
+                        "created_at")
 
 
 class RatingsError(ValueError):
@@ -139,14 +147,13 @@ def validate(frame: pd.DataFrame) -> pd.DataFrame:
         _where(frame, out[column].isna().to_numpy(), column, "is required")
     _where(frame, ~out["condition"].isin(CONDITIONS).to_numpy(), "condition",
            f"is not one of {', '.join(CONDITIONS)}")
-    _where(frame, ~out["interpretable"].isin([0, 1]).to_numpy(), "interpretable", "is not 0 or 1")
-    _where(frame, ~out["confidence"].between(1, 5).to_numpy(dtype=bool), "confidence",
-           "is not in 1–5")
     _where(frame, (out["rt_ms"] < 0).to_numpy(dtype=bool), "rt_ms", "is negative")
     _where(frame, (out["server_rt_ms"] < 0).fillna(False).to_numpy(dtype=bool), "server_rt_ms",
            "is negative")
     _where(frame, ~out["task"].isin(TASKS).to_numpy(), "task", f"is not one of {', '.join(TASKS)}")
+    _one_task(out)
     is_stimulus = out["condition"].isin(STIMULUS_CONDITIONS).to_numpy()
+    _answers(frame, out, is_stimulus)
     for column in ("stimulus_id", "layer"):
         _where(frame, is_stimulus & out[column].isna().to_numpy(), column,
                "is required on basis/random rows")
@@ -164,6 +171,47 @@ def validate(frame: pd.DataFrame) -> pd.DataFrame:
     out["created_at"] = stamps
     _where(frame, out["rating_id"].duplicated().to_numpy(), "rating_id", "is a duplicate")
     return out
+
+
+def _one_task(out: pd.DataFrame) -> None:
+    """One file, one task: the first row whose task differs from the first row's is named."""
+    task = out["task"].to_numpy(dtype=object)
+    other = np.flatnonzero(task != task[0])
+    if other.size:
+        raise RatingsError(
+            f"row {int(other[0]) + 1}, column 'task': {task[other[0]]!r} but row 1 is "
+            f"{task[0]!r}; a ratings file holds one task, so analyse each study's export on "
+            "its own")
+
+
+def _answers(frame: pd.DataFrame, out: pd.DataFrame, is_stimulus: np.ndarray) -> None:
+    """The answer columns the file's task uses are filled and in range; the others are empty."""
+    task = str(out["task"].iloc[0])
+    low, high = CONFIDENCE_RANGE[task]
+    _where(frame, ~out["confidence"].between(low, high).to_numpy(dtype=bool), "confidence",
+           f"is not in {low}–{high}" + (" (a 2-AFC confidence)" if task == AFC else ""))
+    if task == RATING:
+        _where(frame, out["interpretable"].isna().to_numpy(), "interpretable", "is required")
+        _where(frame, ~out["interpretable"].isin([0, 1]).to_numpy(), "interpretable",
+               "is not 0 or 1")
+        for column in ("reference", "correct", "choice"):
+            _where(frame, out[column].notna().to_numpy(), column,
+                   "must be empty for the rating task")
+        return
+    _where(frame, out["interpretable"].notna().to_numpy(), "interpretable",
+           "must be empty for the 2afc task (its answer is `correct`)")
+    for column in ("correct", "choice"):
+        _where(frame, out[column].isna().to_numpy(), column, "is required for the 2afc task")
+        _where(frame, ~out[column].isin([0, 1]).to_numpy(), column, "is not 0 or 1")
+    _where(frame, is_stimulus & out["reference"].isna().to_numpy(), "reference",
+           "is required on 2afc basis/random rows")
+    _where(frame, out["reference"].notna().to_numpy() & ~out["reference"].isin(REFERENCES)
+           .to_numpy(), "reference", f"is not one of {', '.join(REFERENCES)}")
+
+
+def task_of(ratings: pd.DataFrame) -> str:
+    """The task of validated ratings (`validate` made sure there is one)."""
+    return str(ratings["task"].iloc[0])
 
 
 def read_ratings(path: str | Path) -> pd.DataFrame:
@@ -187,3 +235,45 @@ def _restored(frame: pd.DataFrame) -> pd.DataFrame:
     text = [c for c in TEXT_COLUMNS if c in frame.columns]
     return frame.assign(**{c: frame[c].map(restore, na_action="ignore").astype("string")
                            for c in text})
+
+
+SESSION_TIME_COLUMNS = ("session_id", "annotator_id", "total_seconds", "instructions_seconds")
+
+
+def validate_sessions(frame: pd.DataFrame) -> pd.DataFrame:
+    """Check a sessions export's ids and times; return them typed (times as float seconds,
+    empty where unknown, e.g. a session not finished).
+
+    Raises:
+        RatingsError: a column the time rules need is missing, or a value is not an id or a
+            non-negative number of seconds; the message names the row and column.
+    """
+    missing = [c for c in SESSION_TIME_COLUMNS if c not in frame.columns]
+    if missing:
+        raise RatingsError(f"the sessions file lacks column(s): {', '.join(missing)} (expected "
+                           f"the sessions export: {', '.join(SESSIONS_COLUMNS)})")
+    out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
+    for column in SESSION_TIME_COLUMNS:
+        raw = frame[column].reset_index(drop=True)
+        if column.endswith("_id"):
+            out[column] = _whole_numbers(frame, raw, column)
+            _where(frame, out[column].isna().to_numpy(), column, "is required")
+        else:
+            out[column] = _decimals(frame, raw, column)
+            _where(frame, (out[column] < 0).fillna(False).to_numpy(dtype=bool), column,
+                   "is negative")
+    _where(frame, out["session_id"].duplicated().to_numpy(), "session_id", "is a duplicate")
+    return out
+
+
+def read_sessions(path: str | Path) -> pd.DataFrame:
+    """Read and validate a sessions export (`fvlab export sessions`), CSV or Parquet."""
+    source = Path(path)
+    if not source.is_file():
+        raise RatingsError(f"no such file: {source}")
+    try:
+        frame = (pd.read_parquet(source) if format_for(source) == "parquet" else
+                 pd.read_csv(source, keep_default_na=False, na_values=[""]))
+    except (ValueError, OSError) as exc:
+        raise RatingsError(f"cannot read {source}: {exc}") from exc
+    return validate_sessions(frame)

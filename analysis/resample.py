@@ -122,3 +122,10 @@ def percentile_interval(draws: np.ndarray, level: float = 0.95) -> tuple[float, 
     tail = (1 - level) / 2 * 100
     lo, hi = np.percentile(draws[np.isfinite(draws)], [tail, 100 - tail])
     return float(lo), float(hi)
+
+
+def two_sided_p(null: np.ndarray, observed: float) -> float:
+    """A permutation p-value: the share of the null draws at least as extreme as the observed
+    statistic, counting the observed arrangement itself (so never 0)."""
+    extreme = np.abs(null) >= abs(observed) - 1e-12
+    return float((1 + extreme.sum()) / (1 + null.size))

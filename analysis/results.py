@@ -218,25 +218,69 @@ class WithoutExclusions(Record):
 
 
 @dataclass(frozen=True, eq=False)  # equality: Record.__eq__
+class ReferenceComparison(Record):
+    """2-AFC: basis − random accuracy with one reference kind, and its odds ratio."""
+
+    difference: Difference
+    odds_ratio: Difference
+
+
+@dataclass(frozen=True, eq=False)  # equality: Record.__eq__
+class GapSummary(Record):
+    """The standardized activation gap of the query pairs shown for one condition's directions:
+    mean and SD over directions (each direction's mean over its answered trials)."""
+
+    mean: float | None
+    sd: float | None
+    n_directions: int
+
+
+@dataclass(frozen=True, eq=False)  # equality: Record.__eq__
+class QueryDifficulty(Record):
+    """2-AFC: whether basis and random directions' query pairs were equally hard to tell apart.
+
+    `difference` is basis − random in mean gap (bootstrap interval over directions, permutation
+    p-value); `standardized_difference` is that in units of the pooled SD over directions
+    (Cohen's d), so "by how much" reads the same whatever the gaps' scale.
+    """
+
+    by_condition: dict[str, GapSummary]
+    difference: Difference
+    standardized_difference: float | None
+
+
+@dataclass(frozen=True, eq=False)  # equality: Record.__eq__
 class Secondary(Record):
+    """Secondary results; the last two are 2-AFC's only (absent from a rating study's file)."""
+
     confidence: Confidence
     exclusion_counts: dict[str, int]
     n_ratings_before_exclusions: int
     without_exclusions: WithoutExclusions | None  # None: nobody was excluded
     mixed_model: MixedModel
+    by_reference: dict[str, ReferenceComparison] | None = None
+    query_difficulty: QueryDifficulty | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
         if self.without_exclusions is None:
             out["without_exclusions"] = {"same_as_main": True}
         out["mixed_model"] = self.mixed_model.fit_details()
+        for task_only in ("by_reference", "query_difficulty"):
+            if getattr(self, task_only) is None:
+                del out[task_only]
         return out
 
 
 @dataclass(frozen=True, eq=False)  # equality: Record.__eq__
 class AnalysisResult(Record):
     """The whole analysis of one ratings table: results.json, plus what the report draws from
-    (the kept ratings' per-item table and who was excluded, which are not in the file)."""
+    (the kept ratings' per-item table and who was excluded, which are not in the file).
+
+    For a 2-AFC study the rates, difference, odds ratio, mixed model, agreement and per-layer
+    entries are those of the primary comparison, accuracy with synthetic references (rate =
+    share of correct choices); `per_reference` has every reference kind's accuracies.
+    """
 
     n_ratings: int
     n_annotators: int
@@ -253,6 +297,10 @@ class AnalysisResult(Record):
     settings: dict[str, Any]
     secondary: Secondary
     notes: list[str]
+    task: str
+    chance: float | None  # the accuracy of guessing (2-AFC: 0.5); None for the rating task
+    per_reference: dict[str, dict[str, Rate]]  # 2-AFC: reference kind → condition → accuracy
+    annotators: str  # whose answers were analysed: human, machine or all
     item_table: pd.DataFrame = field(metadata=_NOT_IN_JSON, repr=False, compare=False)
     exclusions: Exclusions = field(metadata=_NOT_IN_JSON, repr=False, compare=False)
 

@@ -88,11 +88,37 @@ def intercept_for(rate: float, sd: float) -> float:
     return float(brentq(lambda b: marginal_rate(b, sd) - rate, -30.0, 30.0))
 
 
-def _assign(rng: np.random.Generator, n_items: int, k: int, n_annotators: int) -> np.ndarray:
+def assign(rng: np.random.Generator, n_items: int, k: int, n_annotators: int) -> np.ndarray:
     """k distinct annotators per item, loads balanced within one: a random cyclic design."""
     step = max(n_annotators // k, 1)
     offsets = rng.integers(0, n_annotators, size=n_items)
     return (offsets[:, None] + step * np.arange(k)[None, :]) % n_annotators
+
+
+def session_order(rng: np.random.Generator, annotator: np.ndarray,
+                  n_annotators: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's trial position in its annotator's session (a random order) and its time."""
+    n_rows = annotator.size
+    order = np.lexsort((rng.random(n_rows), annotator))
+    position = np.empty(n_rows, dtype=np.int64)
+    starts = np.searchsorted(annotator[order], np.arange(n_annotators))
+    position[order] = np.arange(n_rows) - np.repeat(
+        starts, np.bincount(annotator, minlength=n_annotators))
+    created = START + annotator.astype("timedelta64[m]") * 90 + position.astype(
+        "timedelta64[s]") * 4
+    return position, created
+
+
+def ids(values: np.ndarray, present: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """Whole numbers as a nullable column, empty where `present` is False."""
+    column = pd.array(values, dtype="Int64")
+    column[~present] = pd.NA
+    return column
+
+
+def iso_times(created: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """Times as the export writes them (ISO 8601 UTC, milliseconds)."""
+    return pd.array(np.char.add(np.datetime_as_string(created, unit="ms"), "Z"), dtype="string")
 
 
 def simulate(spec: CrowdSpec) -> tuple[pd.DataFrame, Truth]:
@@ -119,7 +145,7 @@ def simulate(spec: CrowdSpec) -> tuple[pd.DataFrame, Truth]:
     bias = rng.normal(0.0, spec.annotator_sd, size=n_ann)
     careless = rng.random(n_ann) < spec.careless_share
 
-    annot = _assign(rng, n_stim, k, n_ann).ravel()
+    annot = assign(rng, n_stim, k, n_ann).ravel()
     stim = np.repeat(np.arange(n_stim), k)
     p_yes = expit(intercepts[layer_of[stim], cond_of[stim]] + difficulty[stim] + bias[annot])
 
@@ -140,12 +166,7 @@ def simulate(spec: CrowdSpec) -> tuple[pd.DataFrame, Truth]:
     certainty = np.abs(2 * prob - 1)
     confidence = np.clip(np.rint(1 + 4 * certainty + rng.normal(0, 0.7, n_rows)), 1, 5)
 
-    order = np.lexsort((rng.random(n_rows), annotator))
-    position = np.empty(n_rows, dtype=np.int64)
-    starts = np.searchsorted(annotator[order], np.arange(n_ann))
-    position[order] = np.arange(n_rows) - np.repeat(starts, np.bincount(annotator, minlength=n_ann))
-    created = START + annotator.astype("timedelta64[m]") * 90 + position.astype(
-        "timedelta64[s]") * 4
+    position, created = session_order(rng, annotator, n_ann)
 
     is_stim = np.arange(n_rows) < n_stim_rows
     stim_id = np.where(is_stim, np.concatenate([stim, np.zeros(n_catch_trials, int)]) + 1, 0)
@@ -161,11 +182,6 @@ def simulate(spec: CrowdSpec) -> tuple[pd.DataFrame, Truth]:
     on_topic = rng.random(n_rows) < np.concatenate([p_yes, np.zeros(n_catch_trials)])
     word = np.where(on_topic, concept[stim_ix], rng.integers(0, len(VOCABULARY), size=n_rows))
     labels = np.where(wants_label, np.array(VOCABULARY, dtype=object)[word], None)
-
-    def ids(values: np.ndarray, present: np.ndarray) -> pd.api.extensions.ExtensionArray:
-        column = pd.array(values, dtype="Int64")
-        column[~present] = pd.NA
-        return column
 
     frame = pd.DataFrame({
         "rating_id": np.arange(1, n_rows + 1),
@@ -187,8 +203,7 @@ def simulate(spec: CrowdSpec) -> tuple[pd.DataFrame, Truth]:
         "confidence": confidence.astype(np.int64),
         "label": pd.array(labels, dtype="string"),
         "rt_ms": rt,
-        "created_at": pd.array(np.char.add(np.datetime_as_string(created, unit="ms"), "Z"),
-                               dtype="string"),
+        "created_at": iso_times(created),
     })
     truth = Truth(p_basis=float(np.mean([v[0] for v in per_layer.values()])),
                   p_random=float(np.mean([v[1] for v in per_layer.values()])),

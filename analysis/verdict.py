@@ -8,6 +8,13 @@
   stimulus-level permutation p-value is below `alpha`.
 - `finding_reproduced`: both, i.e. "random directions are often interpretable, but less often
   than basis directions".
+
+For the 2-AFC task (`verdict_afc`) the same three keys follow the task's rules, also fixed in
+advance and printed in the report: random directions are interpretable when the lower bound of
+their accuracy with synthetic references is above chance (0.5) and, when the study ran `none`
+trials, above random directions' accuracy without references; basis directions are
+interpretable more often when basis − random (synthetic references) has an interval above 0
+and a permutation p-value below `alpha`. `natural` and `none` are controls.
 """
 
 from __future__ import annotations
@@ -25,6 +32,31 @@ def _pct(value: float | None) -> str:
 def level_label(level: float) -> str:
     """A confidence level as people write it: 0.95 → "95%", 0.975 → "97.5%"."""
     return f"{100 * level:.10g}%"
+
+
+AFC_RULES = (
+    "Random directions are interpretable when the lower bound of their accuracy with synthetic "
+    "references is above chance (50%) and, when the study ran trials without references, above "
+    "random directions' accuracy without references.",
+    "Basis directions are interpretable more often when the interval of basis − random accuracy "
+    "with synthetic references lies above 0 and its permutation p-value is below alpha.",
+    "The finding is reproduced when both hold; natural references (a positive control) and no "
+    "references (a floor) are reported beside them, not decided on.",
+)
+
+
+def _more_often(difference: Difference, basis: Rate | None, *, alpha: float, ci: str,
+                what: str) -> tuple[bool, str]:
+    """Whether basis − random has an interval above 0 and p < alpha, with the sentence."""
+    estimate, (lo, hi), p_value = difference["estimate"], difference["ci"], difference["p_value"]
+    if estimate is None or lo is None or hi is None or p_value is None or basis is None:
+        return False, f"The basis − random difference cannot be tested: {difference['method']}."
+    more = lo > 0 and p_value < alpha
+    return more, (
+        f"Basis directions {what} {_pct(basis['p'])} of the time, {100 * estimate:+.1f} points "
+        f"versus random ({ci} {100 * lo:+.1f} to {100 * hi:+.1f}, permutation p = "
+        f"{p_value:.3g}); basis directions {'are' if more else 'are not shown to be'} "
+        f"interpretable more often (criterion: interval above 0 and p < {alpha}).")
 
 
 def verdict(
@@ -62,22 +94,57 @@ def verdict(
             f"{'above' if often else 'not above'} {against}, so random directions "
             f"{'are' if often else 'are not shown to be'} often interpretable.")
 
-    estimate, (lo, hi), p_value = difference["estimate"], difference["ci"], difference["p_value"]
-    if estimate is None or lo is None or p_value is None:
-        more = False
-        sentences.append("The basis − random difference cannot be tested: "
-                         f"{difference['method']}.")
-    else:
-        more = lo > 0 and p_value < alpha
-        sentences.append(
-            f"Basis directions were rated interpretable {_pct(rates['basis']['p'])} of the "
-            f"time, {100 * estimate:+.1f} points versus random ({ci} {100 * lo:+.1f} to "
-            f"{100 * hi:+.1f}, permutation p = {p_value:.3g}); basis directions "
-            f"{'are' if more else 'are not shown to be'} interpretable more often "
-            f"(criterion: interval above 0 and p < {alpha}).")
+    more, sentence = _more_often(difference, rates.get(Condition.BASIS), alpha=alpha, ci=ci,
+                                 what="were rated interpretable")
+    sentences.append(sentence)
     reproduced = often and more
     outcome = "reproduced" if reproduced else "not reproduced"
     sentences.append("The finding \"random directions are often interpretable, but less often "
                      f"than basis directions\" is {outcome}.")
+    return Verdict(random_often_interpretable=bool(often), basis_more_often=bool(more),
+                   finding_reproduced=bool(reproduced), explanation=" ".join(sentences))
+
+
+def verdict_afc(
+    per_reference: Mapping[str, Mapping[str, Rate]], difference: Difference, *,
+    alpha: float = 0.05, level: float = 0.95, chance: float = 0.5,
+) -> Verdict:
+    """Decide the 2-AFC rules (`AFC_RULES`) and explain them in words.
+
+    Args:
+        per_reference: accuracy per reference kind and condition (kinds not run are absent).
+        difference: basis − random accuracy with synthetic references, with its interval and
+            permutation p-value.
+        alpha: the permutation test's level; level: the intervals' confidence level.
+        chance: the accuracy of guessing.
+    """
+    ci = f"{level_label(level)} CI"
+    synthetic = per_reference.get("synthetic", {})
+    random = synthetic.get(Condition.RANDOM)
+    none = per_reference.get("none", {}).get(Condition.RANDOM)
+    floor_none = None if none is None else none["p"]
+    random_lo = None if random is None else random["ci"][0]
+    sentences = []
+    if random is None or random_lo is None:
+        often = False
+        sentences.append("Random directions' accuracy with synthetic references has no interval, "
+                         "so whether they are interpretable cannot be decided.")
+    else:
+        floor = max(chance, floor_none) if floor_none is not None else chance
+        often = random_lo > floor
+        against = (f"chance ({_pct(chance)}) and their accuracy without references "
+                   f"({_pct(floor_none)})" if floor_none is not None else
+                   f"chance ({_pct(chance)}; the study ran no trials without references)")
+        sentences.append(
+            f"With synthetic references, annotators picked the right query for random directions "
+            f"{_pct(random['p'])} of the time ({ci} {_pct(random_lo)}–{_pct(random['ci'][1])}); "
+            f"the lower bound is {'above' if often else 'not above'} {against}, so random "
+            f"directions {'are' if often else 'are not shown to be'} interpretable.")
+    more, sentence = _more_often(difference, synthetic.get(Condition.BASIS), alpha=alpha, ci=ci,
+                                 what="were predicted correctly")
+    sentences.append(sentence)
+    reproduced = often and more
+    sentences.append("The finding \"random directions are interpretable, but less often than "
+                     f"basis directions\" is {'reproduced' if reproduced else 'not reproduced'}.")
     return Verdict(random_often_interpretable=bool(often), basis_more_often=bool(more),
                    finding_reproduced=bool(reproduced), explanation=" ".join(sentences))

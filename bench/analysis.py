@@ -9,10 +9,12 @@ computing the plain per-condition rates). The last line is
 
 Calibration (`--coverage N`): N simulated studies with a true difference (share of 95%
 intervals covering it; target 92–98%) and N under the null (share claiming `basis_more_often`;
-target ≤ 6%).
+target ≤ 6%). `--task 2afc` does the same for 2-AFC studies (accuracy with synthetic
+references, 80% vs 70%; under the null 70% vs 70%), each analysed as `fvlab analyze` would.
 
     .venv/bin/python bench/analysis.py
     .venv/bin/python bench/analysis.py --coverage 200
+    .venv/bin/python bench/analysis.py --coverage 500 --task 2afc
 """
 
 from __future__ import annotations
@@ -87,17 +89,25 @@ def speed() -> None:
     print(f"RESULT seconds={seconds:.1f} peak_gb={peak_gb:.2f}")
 
 
-def calibration(n_studies: int) -> None:
+def calibration(n_studies: int, task: str) -> None:
     from analysis.estimate import Options
     from analysis.power import power
     from analysis.simulate import CrowdSpec
+    from analysis.simulate_afc import AfcSpec
 
-    spec = CrowdSpec(n_annotators=40, n_stimuli=200, ratings_per_item=5, p_basis=0.55,
-                     p_random=0.4, seed=11)
+    spec: CrowdSpec | AfcSpec
+    if task == "2afc":
+        spec = AfcSpec(n_annotators=40, n_stimuli=200, ratings_per_item=5,
+                       references=("synthetic", "none"), p_basis=0.8, p_random=0.7, seed=11)
+    else:
+        spec = CrowdSpec(n_annotators=40, n_stimuli=200, ratings_per_item=5, p_basis=0.55,
+                         p_random=0.4, seed=11)
     options = Options(n_boot=1000, n_perm=1000)
     start = time.perf_counter()
     with_effect = power(spec, n_studies, options)
-    null = power(replace(spec, p_basis=0.4, seed=12), n_studies, options)
+    null = power(replace(spec, p_basis=spec.p_random, seed=12), n_studies, options)
+    print(f"task {task}: {spec.n_stimuli} stimuli, {spec.n_annotators} annotators, "
+          f"k={spec.ratings_per_item}, {options.n_boot} resamples, {options.n_perm} permutations")
     print(f"{n_studies} studies with a true difference of {spec.p_basis - spec.p_random:+.2f}: "
           f"95% interval covers it in {with_effect.interval_covers_truth:.3f} "
           f"(target 0.92-0.98); power {with_effect.basis_more_often:.3f}")
@@ -113,9 +123,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--coverage", type=int, metavar="N",
                         help="run the calibration over N simulated studies instead of speed")
+    parser.add_argument("--task", choices=("rating", "2afc"), default="rating",
+                        help="the task the calibration simulates (default rating)")
     args = parser.parse_args()
     if args.coverage:
-        calibration(args.coverage)
+        calibration(args.coverage, args.task)
     else:
         speed()
 

@@ -8,20 +8,22 @@ from dataclasses import replace
 from analysis.exclusions import (
     RULES,
     SIMULATED_FALSE_POSITIVES,
+    SIMULATED_FALSE_POSITIVES_AFC,
     ExclusionRule,
     find_exclusions,
 )
 from analysis.load import validate
 from analysis.power import attentive_exclusion_rates, power
 from analysis.simulate import CrowdSpec, simulate
+from analysis.simulate_afc import AfcSpec
 from service.cli.analysis import _spec
 from service.cli.analysis import simulate as simulate_command
 
 
-def default_design() -> CrowdSpec:
-    """The crowd `fvlab simulate` draws with every option left at its default."""
-    defaults = {p.name: p.default for p in simulate_command.params if p.name != "output"}
-    return _spec(**defaults)
+def default_design(task: str = "rating") -> CrowdSpec | AfcSpec:
+    """The crowd `fvlab simulate --task TASK` draws with every other option at its default."""
+    params = simulate_command.make_context("simulate", ["-o", "unused", "--task", task]).params
+    return _spec(**{name: value for name, value in params.items() if name != "output"})
 
 
 def test_the_quoted_false_positive_rate_is_what_the_simulator_measures() -> None:
@@ -33,6 +35,19 @@ def test_the_quoted_false_positive_rate_is_what_the_simulator_measures() -> None
     n = 300 * spec.n_annotators
     for rule in (*RULES, "total"):
         quoted = SIMULATED_FALSE_POSITIVES[rule]
+        error = math.sqrt(max(quoted, 1 / n) * (1 - quoted) / n)
+        assert abs(measured[rule] - quoted) <= 4 * error, (rule, measured[rule], quoted)
+
+
+def test_the_quoted_2afc_false_positive_rate_is_what_the_simulator_measures() -> None:
+    """SIMULATED_FALSE_POSITIVES_AFC (quoted in 2-AFC reports) against 100 fresh default 2-AFC
+    crowds: within four binomial standard errors of 6,000 annotators."""
+    spec = default_design("2afc")
+    assert isinstance(spec, AfcSpec) and spec.careless_share == 0
+    measured = attentive_exclusion_rates(replace(spec, seed=9), 100)
+    n = 100 * spec.n_annotators
+    assert set(measured) == set(SIMULATED_FALSE_POSITIVES_AFC) == {"catch", "fast", "total"}
+    for rule, quoted in SIMULATED_FALSE_POSITIVES_AFC.items():
         error = math.sqrt(max(quoted, 1 / n) * (1 - quoted) / n)
         assert abs(measured[rule] - quoted) <= 4 * error, (rule, measured[rule], quoted)
 

@@ -174,3 +174,82 @@ def test_a_bad_number_read_from_a_file_is_shown_as_written(raw: pd.DataFrame,
         read_ratings(path)
     assert "row 4, column 'confidence': 7 is not in 1–5" in str(info.value)
     assert "np." not in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def afc() -> pd.DataFrame:
+    from analysis.simulate_afc import AfcSpec, simulate_afc
+
+    return simulate_afc(AfcSpec(n_annotators=12, n_stimuli=24, ratings_per_item=3, seed=2))[0]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_2afc_export_round_trips(afc: pd.DataFrame, tmp_path: Path, fmt: str) -> None:
+    back = read_ratings(write_frame(afc, tmp_path / f"r.{fmt}", fmt))  # type: ignore[arg-type]
+    assert list(back.columns) == list(RATINGS_COLUMNS) and len(back) == len(afc)
+    assert (back["task"] == "2afc").all() and back["interpretable"].isna().all()
+    assert back["confidence"].between(1, 3).all()
+    stimulus = back["condition"].isin(["basis", "random"])
+    assert set(back.loc[stimulus, "reference"].astype(str)) == {"synthetic", "natural", "none"}
+    assert back.loc[stimulus, "query_gap"].notna().all()
+    assert back.loc[~stimulus, "query_gap"].isna().all()
+    pd.testing.assert_series_equal(back["correct"], validate(afc)["correct"])
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("interpretable", 1, "row 4, column 'interpretable': 1 must be empty for the 2afc task"),
+        ("confidence", 4, "row 4, column 'confidence': 4 is not in 1–3"),
+        ("correct", 2, "row 4, column 'correct': 2 is not 0 or 1"),
+        ("correct", None, "row 4, column 'correct': empty is required for the 2afc task"),
+        ("choice", None, "row 4, column 'choice': empty is required for the 2afc task"),
+        ("choice", 5, "row 4, column 'choice': 5 is not 0 or 1"),
+        ("reference", None, "row 4, column 'reference': empty is required on 2afc basis/random"),
+        ("reference", "photos", "row 4, column 'reference': 'photos' is not one of synthetic"),
+    ],
+)
+def test_bad_2afc_values_name_row_and_column(afc: pd.DataFrame, column: str, value: object,
+                                             message: str) -> None:
+    assert afc.loc[3, "condition"] in ("basis", "random")
+    with pytest.raises(RatingsError, match=message):
+        validate(_broken(afc, 3, column, value))
+
+
+def test_a_2afc_catch_row_needs_no_reference(afc: pd.DataFrame) -> None:
+    catch = int(np.flatnonzero(afc["condition"].to_numpy(dtype=object) == "catch_positive")[0])
+    assert len(validate(_broken(afc, catch, "reference", None))) == len(afc)
+
+
+def test_one_file_holds_one_task(raw: pd.DataFrame, afc: pd.DataFrame) -> None:
+    rating = _with_appended(raw)
+    mixed = pd.concat([rating.iloc[:5], afc.assign(rating_id=afc["rating_id"] + 10_000)],
+                      ignore_index=True)
+    with pytest.raises(RatingsError, match="row 6, column 'task': '2afc' but row 1 is 'rating'; "
+                                           "a ratings file holds one task"):
+        validate(mixed)
+
+
+@pytest.mark.parametrize("column", ["correct", "choice", "reference"])
+def test_rating_rows_leave_the_2afc_columns_empty(raw: pd.DataFrame, column: str) -> None:
+    value = "synthetic" if column == "reference" else 1
+    with pytest.raises(RatingsError, match=f"column '{column}'.*must be empty for the rating"):
+        validate(_broken(_with_appended(raw), 3, column, value))
+
+
+def test_sessions_file_is_read_and_checked(tmp_path: Path) -> None:
+    from analysis.load import read_sessions
+    from service.studies.ratings_file import SESSIONS_COLUMNS
+
+    rows = pd.DataFrame({name: [1, 2] for name in SESSIONS_COLUMNS}).assign(
+        session_id=[1, 2], total_seconds=[300.5, None], instructions_seconds=[20.0, 3.0])
+    good = read_sessions(write_frame(rows, tmp_path / "s.csv", "csv"))
+    assert good["total_seconds"].isna().tolist() == [False, True]
+    assert good["instructions_seconds"].tolist() == [20.0, 3.0]
+    with pytest.raises(RatingsError, match="lacks column\\(s\\): total_seconds"):
+        read_sessions(write_frame(rows.drop(columns="total_seconds"), tmp_path / "m.csv", "csv"))
+    with pytest.raises(RatingsError, match="row 2, column 'instructions_seconds': -3.0 is negat"):
+        read_sessions(write_frame(rows.assign(instructions_seconds=[20.0, -3.0]),
+                                  tmp_path / "n.csv", "csv"))
+    with pytest.raises(RatingsError, match="row 2, column 'session_id': 1 is a duplicate"):
+        read_sessions(write_frame(rows.assign(session_id=[1, 1]), tmp_path / "d.csv", "csv"))

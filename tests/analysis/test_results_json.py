@@ -3,9 +3,11 @@
 The golden files in tests/analysis/golden/ were written by the analysis as it stood before its
 results became dataclasses (with the package versions fixed), for three simulated studies: one
 with careless annotators excluded, one clean, one missing negative catch items and a layer's
-random directions. Numbers are compared to 12 significant digits, so that a last-bit difference
-of a BLAS or statsmodels build does not fail the test; every key, its order, every string and
-the file's layout must match exactly.
+random directions. Since then they changed only by the four keys appended after `notes`
+(`task`, `chance`, `per_reference`, `annotators`, which the 2-AFC task brought), so a rating
+study's numbers are exactly what they were. Numbers are compared to 12 significant digits, so
+that a last-bit difference of a BLAS or statsmodels build does not fail the test; every key,
+its order, every string and the file's layout must match exactly.
 """
 
 from __future__ import annotations
