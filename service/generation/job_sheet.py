@@ -71,7 +71,7 @@ def reference_report(engine: Engine, job_id: int) -> ReferenceReport | None:
             .join(Direction, Direction.id == Stimulus.direction_id)
             .where(Direction.job_id == job_id)).one()
         short = [
-            ShortDirection(d.id, d.layer, d.kind, d.channel, d.tasks_available)
+            ShortDirection(d.id, d.layer, d.kind, d.channel, d.tasks_available or 0)
             for d in session.scalars(
                 select(Direction).where(Direction.job_id == job_id,
                                         Direction.tasks_available < DEFAULT_TASKS)

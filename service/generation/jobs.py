@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain, zip_longest
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session
@@ -27,6 +26,7 @@ from service.generation.job_requests import (
     NAME_MAX_CHARS,
     JobError,
     JobRequest,
+    ModelLayers,
     check_int,
     validate,
 )
@@ -42,9 +42,6 @@ from service.store.models import (
     ShardStatus,
     Stimulus,
 )
-
-if TYPE_CHECKING:
-    from service.featurevis import LoadedModel
 
 __all__ = [
     "DEMO_MARKER", "DEMO_NAME", "JobError", "JobRequest", "JobSummary", "ShardSummary", "cancel",
@@ -97,7 +94,7 @@ class _SampledLayer:
     channels: list[int | None] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
 
-def _sample(model: LoadedModel, request: JobRequest, seed: int) -> list[_SampledLayer]:
+def _sample(model: ModelLayers, request: JobRequest, seed: int) -> list[_SampledLayer]:
     """Sample every layer's basis and random directions with the engine's seeded sampler."""
     from service.featurevis import sample_directions
 
