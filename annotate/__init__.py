@@ -7,7 +7,18 @@ from typing import Any
 
 from flask import Flask
 
-from annotate import admin, api, database, errors, health, images, security, study
+from annotate import (
+    admin,
+    afc_api,  # noqa: F401  # adds the 2-AFC answer route to api.bp
+    api,
+    database,
+    errors,
+    health,
+    images,
+    rating_api,  # noqa: F401  # adds the rating route to api.bp
+    security,
+    study,
+)
 from annotate.whole_numbers import DatabaseId
 from service.config import load_settings
 

@@ -29,8 +29,9 @@ from annotate.admin_forms import FormError, int_field
 from annotate.database import get_engine
 from annotate.whole_numbers import parse_id
 from service.generation.jobs import JobSummary, list_jobs
-from service.store.models import JobStatus, Study, StudyStatus
-from service.studies.progress import contact_sheet, stimulus_png, study_progress
+from service.store.models import JobStatus, ReferenceKind, Study, StudyStatus, StudyTask
+from service.studies.afc_study import AFC_QUESTION
+from service.studies.progress import contact_sheet, list_studies, stimulus_png, study_progress
 from service.studies.study import (
     DEFAULT_QUESTION,
     LIMITS,
@@ -42,15 +43,15 @@ from service.studies.study import (
     create_study,
     effective_redirect,
     get_study,
-    list_studies,
     open_study,
 )
 
 bp = Blueprint("studies", __name__, url_prefix="/studies")
 
-STUDY_DEFAULTS = {"name": "", "ratings_per_item": "5", "trials_per_session": "40",
-                  "catch_every": "10", "practice_count": "3", "question": DEFAULT_QUESTION,
-                  "consent_text": "", "completion_code": "", "redirect_url": ""}
+STUDY_DEFAULTS = {"name": "", "task": StudyTask.RATING.value, "ratings_per_item": "5",
+                  "trials_per_session": "40", "catch_every": "10", "practice_count": "3",
+                  "question": DEFAULT_QUESTION, "consent_text": "", "completion_code": "",
+                  "redirect_url": ""}
 EXPORT_KINDS = ("ratings", "sessions")
 EXPORT_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 REFRESH_SECONDS = 15
@@ -67,17 +68,19 @@ def _finished_jobs() -> list[JobSummary]:
     return [job for job in list_jobs(get_engine()) if job.status == JobStatus.DONE]
 
 
-def _index_page(form: dict[str, str], chosen: list[int], error: str | None = None,
-                status: int = 200) -> tuple[str, int]:
+def _index_page(form: dict[str, str], chosen: list[int], references: list[str],
+                error: str | None = None, status: int = 200) -> tuple[str, int]:
     page = render_template("admin/studies.html", studies=list_studies(get_engine()),
                            jobs=_finished_jobs(), form=form, chosen=chosen, error=error,
-                           limits=LIMITS, prolific_complete=PROLIFIC_COMPLETE.format(code="…"))
+                           limits=LIMITS, prolific_complete=PROLIFIC_COMPLETE.format(code="…"),
+                           tasks=list(StudyTask), reference_kinds=list(ReferenceKind),
+                           references=references, afc_question=AFC_QUESTION)
     return page, status
 
 
 @bp.get("")
 def index() -> tuple[str, int]:
-    return _index_page(dict(STUDY_DEFAULTS), [])
+    return _index_page(dict(STUDY_DEFAULTS), [], [ReferenceKind.SYNTHETIC.value])
 
 
 def _study_request(form: MultiDict[str, str]) -> StudyRequest:
@@ -88,8 +91,13 @@ def _study_request(form: MultiDict[str, str]) -> StudyRequest:
             raise StudyError(f"jobs: {raw!r} is not a job id")
         job_ids.append(job_id)
     settings = {name: int_field(form, name) for name in LIMITS}
+    task = form.get("task", StudyTask.RATING)
+    question: str | None = form.get("question", "")
+    if task == StudyTask.TWO_AFC and (question or "").strip() == DEFAULT_QUESTION:
+        question = None  # the form's prefilled yes/no question: ask the 2-AFC one instead
     return StudyRequest(
-        job_ids=job_ids, name=form.get("name", ""), question=form.get("question", ""),
+        job_ids=job_ids, name=form.get("name", ""), question=question, task=task,
+        reference_kinds=form.getlist("reference") if task == StudyTask.TWO_AFC else [],
         consent_text=form.get("consent_text", "").replace("\r\n", "\n"),
         completion_code=form.get("completion_code") or None,
         redirect_url=form.get("redirect_url") or None, **settings,
@@ -100,10 +108,11 @@ def _study_request(form: MultiDict[str, str]) -> StudyRequest:
 def create() -> WerkzeugResponse | tuple[str, int]:
     entered = {key: request.form.get(key, "") for key in STUDY_DEFAULTS}
     chosen = [job for job in map(parse_id, request.form.getlist("job")) if job is not None]
+    references = request.form.getlist("reference")
     try:
         study_id = create_study(get_engine(), _study_request(request.form))
     except (FormError, StudyError) as exc:
-        return _index_page(entered, chosen, str(exc), 400)
+        return _index_page(entered, chosen, references, str(exc), 400)
     flash(f"Study {study_id} created as a draft. Check the stimuli, then open it.")
     return redirect(url_for("admin.studies.detail", study_id=study_id))
 

@@ -1,29 +1,38 @@
-"""The JSON API the trial page's script talks to (`/api/v1`), for annotators only.
+"""The JSON API the trial pages' scripts talk to (`/api/v1`), for annotators only.
 
-A rating is stored exactly once: a repeated submit of the same values (double click, retry after
-a lost answer) gets the stored rating back with 200, a different answer to an answered trial gets
-409, and the database's unique constraint settles two submits racing each other. Every refusal is
-a JSON error naming the field, never a 500; nothing in any answer names a condition.
+This module holds what both tasks share: the session's state, its open trials, the `shown`
+report, and storing an answer exactly once (`store_answer`; the database's unique constraint
+settles two submits racing each other). The answer routes are `annotate.rating_api` (a rating)
+and `annotate.afc_api` (a 2-AFC choice). Every refusal is a JSON error naming the field, never
+a 500; nothing in any answer names a condition.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from annotate.current import current_session, session_token
 from annotate.database import get_db, get_engine
-from annotate.rating_input import MAX_BODY_BYTES, RatingInput, RatingInputError, parse_rating
+from annotate.rating_input import MAX_BODY_BYTES, RatingInputError
 from annotate.reservations import DEFAULT_RESERVATION, release_taken_items, reservation_lapsed
 from annotate.whole_numbers import is_plain_number
 from service.store.db import unit_of_work, utcnow
-from service.store.models import AnnotationSession, Rating, SessionStatus, Study, Trial, TrialKind
+from service.store.models import (
+    AnnotationSession,
+    Rating,
+    ReferenceKind,
+    SessionStatus,
+    Study,
+    Trial,
+    TrialKind,
+)
 from service.store.tokens import is_token
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -31,6 +40,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 PREFIX = "/api/"
 DEFAULT_RATE_LIMIT = (30, 10.0)  # ratings per session per seconds; people need > 300 ms each
 MAX_TRIALS_PER_FETCH = 50
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -65,7 +75,7 @@ def _session_or_401(db: Session) -> AnnotationSession:
     return session
 
 
-def _progress(status: str, slug: str, trials: list[tuple[str, bool]]) -> dict[str, Any]:
+def progress_state(status: str, slug: str, trials: list[tuple[str, bool]]) -> dict[str, Any]:
     """The state the page shows, from each trial's (kind, answered) already in hand."""
     practice_total = practice_done = trials_total = trials_done = 0
     for kind, answered in trials:
@@ -89,8 +99,9 @@ def _progress(status: str, slug: str, trials: list[tuple[str, bool]]) -> dict[st
 
 _TRIAL_ROWS = (  # built once: the hot path only binds the token
     select(Trial.id, Trial.token, Trial.kind, Trial.position, Trial.served_at,
+           Trial.reference, Trial.max_position,
            Rating.id.label("rating_id"), Rating.created_at, Rating.interpretable,
-           Rating.confidence, Rating.label, Rating.rt_ms,
+           Rating.confidence, Rating.label, Rating.rt_ms, Rating.choice,
            AnnotationSession.id.label("session_id"), AnnotationSession.status,
            AnnotationSession.reserved_until, AnnotationSession.started_at,
            AnnotationSession.instructions_done_at, Study.slug, Study.completion_code)
@@ -114,7 +125,7 @@ _MARK_SHOWN = (  # the first report counts; matched on the trial's and the sessi
 )
 
 
-def _trial_rows(db: Session, owner: str) -> list[Any]:
+def trial_rows(db: Session, owner: str) -> list[Any]:
     """Every trial of the browser's session with its rating and the session's and study's
     fields the rating POST needs, in one query (at most ~50 rows): order, rate limit, what
     remains and progress all come from it."""
@@ -123,8 +134,8 @@ def _trial_rows(db: Session, owner: str) -> list[Any]:
 
 def session_state(db: Session, session: AnnotationSession) -> dict[str, Any]:
     """Progress the page shows: practice and rated trials done / total, and where to go next."""
-    return _progress(session.status, session.study.slug,
-                     _answered(_trial_rows(db, session.token)))
+    return progress_state(session.status, session.study.slug,
+                     answered(trial_rows(db, session.token)))
 
 
 @bp.get("/session")
@@ -134,7 +145,7 @@ def state() -> Response:
 
 
 _OPEN_TRIALS = (  # joined on the session's token: one round trip on the hot path; built once
-    select(Trial.token, Trial.kind)
+    select(Trial.token, Trial.kind, Trial.reference)
     .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
     .outerjoin(Rating, Rating.trial_id == Trial.id)
     .where(AnnotationSession.token == bindparam("session_token"), Rating.id.is_(None))
@@ -154,19 +165,31 @@ def upcoming() -> Response:
     if not is_plain_number(limit) or not 1 <= int(limit) <= MAX_TRIALS_PER_FETCH:
         _session_or_401(db)  # a stale session is refused first, as before
         raise ApiError(400, f"limit must be 1…{MAX_TRIALS_PER_FETCH}", "limit")
-    trials = db.connection().execute(
-        _OPEN_TRIALS, {"session_token": owner, "limit": int(limit)}).all()
+    trials = open_trials(db, owner, int(limit))
     if not trials:
         _session_or_401(db)  # none left, or no such session: only the latter is an error
-    return jsonify(
-        trials=[
-            {"token": t.token, "practice": t.kind == TrialKind.PRACTICE,
-             "image": url_for("images.image", token=t.token),
-             "shown": url_for("api.shown", token=t.token),
-             "rating": url_for("api.rate", token=t.token)}
-            for t in trials
-        ]
-    )
+    return jsonify(trials=[trial_json(t) for t in trials])
+
+
+def trial_json(trial: Any) -> dict[str, Any]:
+    """What the page needs of a trial (`token`, `kind`, `reference` in hand): the same keys
+    for every kind of trial of one task, and URLs that carry the trial's token only."""
+    practice = trial.kind == TrialKind.PRACTICE
+    if trial.reference is not None:  # a 2-AFC trial: no `shown` report, to save a request
+        references = None if trial.reference == ReferenceKind.NONE else url_for(
+            "images.composed", token=trial.token, part="references")
+        return {"token": trial.token, "practice": practice, "references": references,
+                "queries": url_for("images.composed", token=trial.token, part="queries"),
+                "answer": url_for("api.answer", token=trial.token)}
+    return {"token": trial.token, "practice": practice,
+            "image": url_for("images.image", token=trial.token),
+            "shown": url_for("api.shown", token=trial.token),
+            "rating": url_for("api.rate", token=trial.token)}
+
+
+def open_trials(db: Session, owner: str, limit: int) -> list[Any]:
+    """The session's next unanswered trials, in order (at most `limit`)."""
+    return list(db.connection().execute(_OPEN_TRIALS, {"session_token": owner, "limit": limit}))
 
 
 @bp.post("/trials/<token>/shown")
@@ -179,25 +202,10 @@ def shown(token: str) -> Response:
                 _MARK_SHOWN, {"trial": token, "session_token": owner, "moment": utcnow()})
         if marked.rowcount:
             return Response(status=204)
-    raise _refusal_for_no_row(get_db())
+    raise refusal_for_no_row(get_db())
 
 
-def _stored(row: Any) -> RatingInput:
-    return RatingInput(row.interpretable, row.confidence, row.label, row.rt_ms)
-
-
-def _rating_json(rating: RatingInput) -> dict[str, Any]:
-    return {"interpretable": rating.interpretable, "confidence": rating.confidence,
-            "label": rating.label, "rt_ms": rating.rt_ms}
-
-
-def _repeat(stored: RatingInput, submitted: RatingInput, state: dict[str, Any]) -> Response:
-    if stored == submitted:
-        return jsonify(rating=_rating_json(stored), state=state)
-    return error(409, "this trial is already answered", "token", rating=_rating_json(stored))
-
-
-def _check_rate(rows: list[Any], now: datetime) -> None:
+def check_rate(rows: list[Any], now: datetime) -> None:
     """Refuse when the session already has `count` ratings in the last `seconds`."""
     count, seconds = current_app.config.get("RATING_RATE_LIMIT", DEFAULT_RATE_LIMIT)
     since = now - timedelta(seconds=seconds)
@@ -206,7 +214,7 @@ def _check_rate(rows: list[Any], now: datetime) -> None:
         raise ApiError(429, "too many ratings in a short time; please slow down")
 
 
-def _answered(rows: list[Any], also: int | None = None) -> list[tuple[str, bool]]:
+def answered(rows: list[Any], also: int | None = None) -> list[tuple[str, bool]]:
     return [(r.kind, r.rating_id is not None or r.id == also) for r in rows]
 
 
@@ -224,26 +232,26 @@ def server_rt_ms(rows: list[Any], trial: Any, now: datetime) -> int:
     return max(0, round((now - max(moments)).total_seconds() * 1000))
 
 
-def _store(db: Session, rows: list[Any], trial: Any, rating: RatingInput,
-           owner: str) -> dict[str, Any]:
-    """Insert the rating, mark the trial answered and renew the session; returns the progress."""
+def store_answer(db: Session, rows: list[Any], trial: Any, values: dict[str, Any],
+                 owner: str) -> dict[str, Any]:
+    """Insert the answer (the ratings row's `values`), mark the trial answered and renew the
+    session; returns the progress."""
     now = utcnow()
     first_open = min((r.position for r in rows if r.rating_id is None), default=None)
     if trial.position != first_open:
         raise ApiError(409, "answer the trials in the order they are shown", "token")
-    _check_rate(rows, now)
+    check_rate(rows, now)
     conn = db.connection()  # Core statements on ids already in hand: no ORM on the hot path
     conn.execute(_INSERT_RATING, {
-        "trial_id": trial.id, "interpretable": rating.interpretable,
-        "confidence": rating.confidence, "label": rating.label, "rt_ms": rating.rt_ms,
-        "server_rt_ms": server_rt_ms(rows, trial, now), "created_at": now})
+        "trial_id": trial.id, **values, "server_rt_ms": server_rt_ms(rows, trial, now),
+        "created_at": now})
     conn.execute(_MARK_ANSWERED, {"trial": trial.id, "moment": now})
     session_id = trial.session_id
-    trials = _answered(rows, also=trial.id)
+    trials = answered(rows, also=trial.id)
     if reservation_lapsed(trial.reserved_until, now):
         session = db.get_one(AnnotationSession, session_id)
         release_taken_items(db, session.study, session, now)  # may drop open trials
-        trials = _answered(_trial_rows(db, owner))
+        trials = answered(trial_rows(db, owner))
     reservation = current_app.config.get("RESERVATION", DEFAULT_RESERVATION)
     changes: dict[str, Any] = {"reserved_until": now + reservation}
     remaining = [kind for kind, answered in trials if not answered]
@@ -253,54 +261,29 @@ def _store(db: Session, rows: list[Any], trial: Any, rating: RatingInput,
         changes.update(status=SessionStatus.COMPLETED, finished_at=now,
                        completion_code=trial.completion_code)
     conn.execute(_SESSIONS.update().where(_SESSIONS.c.id == session_id).values(**changes))
-    return _progress(changes.get("status", trial.status), trial.slug, trials)
+    return progress_state(changes.get("status", trial.status), trial.slug, trials)
 
 
-def _row_of(rows: list[Any], token: str) -> Any | None:
+def row_of(rows: list[Any], token: str) -> Any | None:
     return next((r for r in rows if r.token == token), None)
 
 
-def _repeat_of(rows: list[Any], trial: Any, submitted: RatingInput) -> Response:
-    """The answer to a submit of a trial that already has its rating."""
-    return _repeat(_stored(trial), submitted, _progress(trial.status, trial.slug, _answered(rows)))
-
-
-def _refusal_for_no_row(db: Session) -> ApiError:
+def refusal_for_no_row(db: Session) -> ApiError:
     """No row for this token in the browser's session: 401 without a session, else 404."""
     _session_or_401(db)
     return ApiError(404, "no such trial in this session", "token")
 
 
-@bp.post("/trials/<token>/rating")
-def rate(token: str) -> tuple[Response, int] | Response:
+def read_answer(parse: Callable[[bytes], T], what: str) -> T:
+    """The request's JSON body parsed by `parse`; ApiError (415, 413 or 400) otherwise."""
     if not request.is_json:
-        raise ApiError(415, "send the rating as application/json")
+        raise ApiError(415, f"send the {what} as application/json")
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise ApiError(413, f"body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        submitted = parse_rating(request.stream.read(MAX_BODY_BYTES + 1))
+        return parse(request.stream.read(MAX_BODY_BYTES + 1))
     except RatingInputError as exc:
         status = 413 if exc.message.startswith("body is larger") else 400
         raise ApiError(status, exc.message, exc.field) from None
-    owner = session_token()
-    if owner is None or not is_token(token):
-        raise _refusal_for_no_row(get_db())
-    try:
-        with unit_of_work(get_engine()) as db:
-            rows = _trial_rows(db, owner)
-            trial = _row_of(rows, token)
-            if trial is None:
-                raise _refusal_for_no_row(db)
-            if trial.rating_id is not None:
-                return _repeat_of(rows, trial, submitted)
-            if trial.status != SessionStatus.ACTIVE:
-                raise ApiError(409, "this session is finished", "token")
-            progress = _store(db, rows, trial, submitted, owner)
-    except IntegrityError:
-        # A second submit of this trial committed first: answer as for any repeat.
-        rows = _trial_rows(get_db(), owner)
-        trial = _row_of(rows, token)
-        if trial is None or trial.rating_id is None:
-            raise
-        return _repeat_of(rows, trial, submitted)
-    return jsonify(rating=_rating_json(submitted), state=progress), 201
+
+

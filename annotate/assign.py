@@ -27,36 +27,29 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from annotate.reservations import (
     DEFAULT_RESERVATION,
     FIRST_ANSWER_RESERVATION,
-    item_loads,
     release_taken_items,
     reservation_lapsed,
 )
 from annotate.start_limit import StartLimit
-from annotate.trial_plan import Candidate, CatchChoice, plan_session
+from annotate.study_items import StudyItems, plan_trials, read_items
 from service.store.db import unit_of_work, utcnow
 from service.store.models import (
     AnnotationSession,
     Annotator,
     AnnotatorSource,
-    CatchItem,
-    Direction,
-    Image,
     SessionStatus,
-    Stimulus,
     Study,
     StudyStatus,
-    StudyStimulus,
     Trial,
 )
 from service.store.tokens import new_token
-from service.studies.catch import catch_items, catch_pool_complete, ensure_catch_items
 
 DEFAULT_START_LIMIT = (10, 3600.0)  # new sessions of one study per client address, per seconds
 
@@ -107,29 +100,19 @@ def _seen_stimuli(db: Session, annotator_id: int) -> set[int]:
     )
 
 
-def _candidates(prepared: _Prepared, loads: dict[int, tuple[int, int]],
-                seen: set[int], k: int) -> list[Candidate]:
-    candidates = []
-    for stimulus_id, condition in prepared.stimuli:
-        done, reserved = loads.get(stimulus_id, (0, 0))
-        if stimulus_id in seen or done + reserved >= k:
-            continue
-        candidates.append(Candidate(stimulus_id, condition, done + reserved))
-    return candidates
+@dataclass(frozen=True)
+class _Prepared:
+    """What a start needs that no other start changes, read before the study lock is taken."""
+
+    annotator_id: int | None  # None: a first visit
+    items: StudyItems
 
 
-def stimulus_size(db: Session, study_id: int) -> int | None:
-    """The side of the study's stimuli (the most common one), which catch items must match."""
-    row = db.execute(
-        select(Image.width, func.count())
-        .join(Stimulus, Stimulus.image_sha256 == Image.sha256)
-        .join(StudyStimulus, StudyStimulus.stimulus_id == Stimulus.id)
-        .where(StudyStimulus.study_id == study_id)
-        .group_by(Image.width)
-        .order_by(func.count().desc(), Image.width)
-        .limit(1)
-    ).first()
-    return None if row is None else int(row[0])
+def _prepare(db: Session, slug: str, identity: Identity) -> _Prepared:
+    study = db.scalars(select(Study).where(Study.slug == slug)).first()
+    if study is None or study.status == StudyStatus.DRAFT:
+        raise StartRefused("not_found")
+    return _Prepared(_known_annotator(db, identity), read_items(db, study))
 
 
 def _known_annotator(db: Session, identity: Identity) -> int | None:
@@ -144,39 +127,6 @@ def _new_annotator(db: Session, identity: Identity, now: datetime) -> int:
         insert(Annotator).returning(Annotator.id),
         [{"source": identity.source, "external_id": identity.external_id, "consent_at": now}],
     ).one())
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """What a start needs that no other start changes, read before the study lock is taken."""
-
-    annotator_id: int | None  # None: a first visit
-    stimuli: list[tuple[int, str]]  # (stimulus id, condition) of the study, in id order
-    stimulus_size: int | None
-    catch_pool: list[CatchChoice]  # empty when some catch item is still to be made
-
-
-def _choices(items: list[CatchItem]) -> list[CatchChoice]:
-    return [CatchChoice(item.id, item.kind) for item in items]  # type: ignore[arg-type]
-
-
-def _prepare(db: Session, slug: str, identity: Identity) -> _Prepared:
-    study = db.scalars(select(Study).where(Study.slug == slug)).first()
-    if study is None or study.status == StudyStatus.DRAFT:
-        raise StartRefused("not_found")
-    stimuli = [(int(sid), str(kind)) for sid, kind in db.execute(
-        select(Stimulus.id, Direction.kind)
-        .join(StudyStimulus, StudyStimulus.stimulus_id == Stimulus.id)
-        .join(Direction, Stimulus.direction_id == Direction.id)
-        .where(StudyStimulus.study_id == study.id)
-        .order_by(Stimulus.id)
-    )]
-    size = stimulus_size(db, study.id)
-    pool = [] if size is None else catch_items(db, size)
-    return _Prepared(
-        annotator_id=_known_annotator(db, identity), stimuli=stimuli, stimulus_size=size,
-        catch_pool=_choices(pool) if catch_pool_complete(pool) else [],
-    )
 
 
 @dataclass(frozen=True)
@@ -217,20 +167,14 @@ def _start_locked(db: Session, slug: str, identity: Identity, prepared: _Prepare
     if terms.client is not None and terms.limit.reached(db, study.id, terms.client, now):
         raise StartRefused("busy")
     seen = set() if annotator_id is None else _seen_stimuli(db, annotator_id)
-    candidates = _candidates(prepared, item_loads(db, study.id, now), seen,
-                             study.ratings_per_item)
-    if not candidates:
+    plan = plan_trials(db, study, prepared.items, seen, now, rng)
+    if not plan:
         raise StartRefused("full")
     if annotator_id is None:
         annotator_id = _new_annotator(db, identity, now)
     else:
         db.execute(update(Annotator).where(Annotator.id == annotator_id,
                                            Annotator.consent_at.is_(None)).values(consent_at=now))
-    pool = prepared.catch_pool
-    if not pool and prepared.stimulus_size is not None:  # made once, under the lock
-        pool = _choices(ensure_catch_items(db, prepared.stimulus_size))
-    plan = plan_session(candidates, study.trials_per_session, study.catch_every,
-                        study.practice_count, pool, rng)
     token = new_token()
     session_id = db.scalars(insert(AnnotationSession).returning(AnnotationSession.id), [{
         "study_id": study.id, "annotator_id": annotator_id, "token": token,
@@ -242,7 +186,8 @@ def _start_locked(db: Session, slug: str, identity: Identity, prepared: _Prepare
     db.execute(insert(Trial).execution_options(render_nulls=True), [  # one multi-row INSERT
         {"session_id": session_id, "position": position, "kind": planned.kind,
          "stimulus_id": planned.stimulus_id, "catch_item_id": planned.catch_item_id,
-         "token": new_token()}
+         "reference": planned.reference, "query_task": planned.query_task,
+         "max_position": planned.max_position, "token": new_token()}
         for position, planned in enumerate(plan)
     ])
     if terms.client is not None:

@@ -1,23 +1,40 @@
-"""`/img/<token>.png`: every image an annotator sees, addressed by its trial's token only.
+"""`/img/<token>.png` and a 2-AFC trial's `/img/<token>/references.png` and `/queries.png`: every
+image an annotator sees, addressed by its trial's token only.
 
 Stimuli, catch items and practice items are served by the same query with the same headers (no
 ETag or Last-Modified, which could reveal that two tokens share an image or when it was made),
 and only to the browser whose session owns the trial, so a token copied elsewhere shows nothing.
+A 2-AFC trial's two pictures are composed on the server (`annotate.compose`): the queries in the
+order the trial shows them, so which one is the max query is in the pixels alone.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app
 from sqlalchemy import bindparam, func, select
 
+from annotate.afc_examples import example_task
+from annotate.compose import ComposedCache, decode, queries_png, references_png
 from annotate.current import session_token
 from annotate.database import get_db
-from service.store.models import AnnotationSession, CatchItem, Image, Stimulus, Trial
+from service.store.models import (
+    AnnotationSession,
+    CatchItem,
+    Image,
+    ReferenceKind,
+    Stimulus,
+    Trial,
+    TrialKind,
+)
 from service.store.tokens import is_token
+from service.studies.afc_items import DirectionItems, Sides, direction_items
 
 bp = Blueprint("images", __name__)
 
 IMAGE_HEADERS = {"Cache-Control": "private, max-age=86400"}
+CACHE_KEY = "fvlab_composed"
 
 
 _PNG = (  # the trial, its owner session (by the cookie's token) and the PNG at once; built once
@@ -27,7 +44,17 @@ _PNG = (  # the trial, its owner session (by the cookie's token) and the PNG at 
     .outerjoin(Stimulus, Trial.stimulus_id == Stimulus.id)
     .outerjoin(CatchItem, Trial.catch_item_id == CatchItem.id)
     .join(Image, Image.sha256 == func.coalesce(Stimulus.image_sha256, CatchItem.image_sha256))
-    .where(Trial.token == bindparam("trial"), AnnotationSession.token == bindparam("session"))
+    .where(Trial.token == bindparam("trial"), AnnotationSession.token == bindparam("session"),
+           Trial.reference.is_(None))
+)
+_AFC_TRIAL = (  # a 2-AFC trial of the browser's session, with the direction it shows
+    select(Trial.kind, Trial.reference, Trial.query_task, Trial.max_position,
+           Stimulus.direction_id)
+    .select_from(Trial)
+    .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
+    .outerjoin(Stimulus, Trial.stimulus_id == Stimulus.id)
+    .where(Trial.token == bindparam("trial"), AnnotationSession.token == bindparam("session"),
+           Trial.reference.is_not(None))
 )
 
 
@@ -37,6 +64,77 @@ def image(token: str) -> Response:
     if owner is None or not is_token(token):
         abort(404)
     png = get_db().connection().scalar(_PNG, {"trial": token, "session": owner})
+    if png is None:
+        abort(404)
+    return Response(png, mimetype="image/png", headers=IMAGE_HEADERS)
+
+
+def _cache() -> ComposedCache:
+    cache = current_app.extensions.get(CACHE_KEY)
+    if cache is None:
+        cache = current_app.extensions.setdefault(CACHE_KEY, ComposedCache())
+    return cache
+
+
+def _pixels(shas: tuple[str, ...]) -> list[Any]:
+    rows = dict(get_db().execute(select(Image.sha256, Image.png)
+                                 .where(Image.sha256.in_(shas))).all())
+    return [decode(rows[sha]) for sha in shas]
+
+
+def _ordered(max_one: Any, min_one: Any, max_position: int) -> tuple[Any, Any]:
+    return (max_one, min_one) if max_position == 0 else (min_one, max_one)
+
+
+def _practice(part: str, index: int, max_position: int) -> bytes:
+    task = example_task(index)
+    if part == "references":
+        return references_png(task.min_references, task.max_references)
+    return queries_png(*_ordered(task.max_query, task.min_query, max_position))
+
+
+def _sides(items: DirectionItems, reference: str) -> Sides:
+    sides = items.references(reference)
+    if sides is None:  # not a kind with pictures; `_composed` answers those before
+        abort(404)
+    return sides
+
+
+def _references(sides: Sides) -> bytes:
+    key = ("references", *sides.min_images, "|", *sides.max_images)
+    return _cache().get(key, lambda: references_png(_pixels(sides.min_images),
+                                                    _pixels(sides.max_images)))
+
+
+def _composed(trial: Any, part: str) -> bytes | None:
+    """The trial's picture `part`, or None when it has none (no references to show)."""
+    if part == "references" and trial.reference == ReferenceKind.NONE:
+        return None
+    if trial.kind == TrialKind.PRACTICE:
+        return _cache().get(("practice", part, trial.query_task, trial.max_position),
+                            lambda: _practice(part, trial.query_task, trial.max_position))
+    items = direction_items(get_db(), [trial.direction_id])[trial.direction_id]
+    if part == "references":
+        return _references(_sides(items, trial.reference))
+    if trial.kind == TrialKind.CATCH:  # IMI's check: both queries are shown references
+        sides = _sides(items, trial.reference)
+        max_one, min_one = (sides.max_images[trial.query_task],
+                            sides.min_images[trial.query_task])
+    else:
+        pair = items.pairs[trial.query_task]
+        max_one, min_one = pair.max_image, pair.min_image
+    first, second = _ordered(max_one, min_one, trial.max_position)
+    return _cache().get(("queries", first, second),
+                        lambda: queries_png(*_pixels((first, second))))
+
+
+@bp.get("/img/<token>/<any(references, queries):part>.png")
+def composed(token: str, part: str) -> Response:
+    owner = session_token()
+    if owner is None or not is_token(token):
+        abort(404)
+    trial = get_db().execute(_AFC_TRIAL, {"trial": token, "session": owner}).first()
+    png = None if trial is None else _composed(trial, part)
     if png is None:
         abort(404)
     return Response(png, mimetype="image/png", headers=IMAGE_HEADERS)

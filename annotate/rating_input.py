@@ -1,4 +1,5 @@
-"""Checking a rating's JSON body before anything touches the database.
+"""Checking an answer's JSON body (a rating, or a 2-AFC choice) before anything touches the
+database.
 
 Every rule names the field it is about, so the page (or a researcher reading logs) knows exactly
 what was wrong, and a bad body is refused whole: nothing is stored from it.
@@ -17,6 +18,8 @@ MAX_BODY_BYTES = 4096
 # An hour on one image is not a response time but an abandoned tab.
 MAX_RT_MS = 3_600_000
 FIELDS = ("interpretable", "confidence", "label", "rt_ms")
+CHOICE_FIELDS = ("choice", "confidence", "rt_ms")
+CHOICE_CONFIDENCE = (1, 3)  # a 2-AFC answer's confidence levels, as IMI's three a side
 
 
 class RatingInputError(ValueError):
@@ -33,6 +36,15 @@ class RatingInput:
     interpretable: bool
     confidence: int
     label: str | None
+    rt_ms: int
+
+
+@dataclass(frozen=True)
+class ChoiceInput:
+    """A 2-AFC answer: the centre position picked (0 first in reading order) and how sure."""
+
+    choice: int
+    confidence: int
     rt_ms: int
 
 
@@ -57,12 +69,8 @@ def _label(value: object) -> str | None:
     return text or None
 
 
-def parse_rating(raw: bytes) -> RatingInput:
-    """Parse and check a rating body (`interpretable`, `confidence`, `label`, `rt_ms`).
-
-    Raises:
-        RatingInputError: naming the field, for any body that is not a valid rating.
-    """
+def _object(raw: bytes, fields: tuple[str, ...]) -> dict[str, Any]:
+    """The body as a JSON object with no field beyond `fields`."""
     if len(raw) > MAX_BODY_BYTES:
         raise RatingInputError(None, f"body is larger than {MAX_BODY_BYTES} bytes")
     try:
@@ -71,19 +79,50 @@ def parse_rating(raw: bytes) -> RatingInput:
         raise RatingInputError(None, "body is not valid JSON") from None
     if not isinstance(body, dict):
         raise RatingInputError(None, "body must be a JSON object")
-    unknown = sorted(set(body) - set(FIELDS))
+    unknown = sorted(set(body) - set(fields))
     if unknown:
         raise RatingInputError(unknown[0], f"unknown field {unknown[0]!r}")
+    return body
+
+
+def _rt_ms(body: dict[str, Any]) -> int:
+    rt_ms = _integer(body, "rt_ms")
+    if not 1 <= rt_ms <= MAX_RT_MS:
+        raise RatingInputError("rt_ms", f"rt_ms must be between 1 and {MAX_RT_MS}")
+    return rt_ms
+
+
+def parse_rating(raw: bytes) -> RatingInput:
+    """Parse and check a rating body (`interpretable`, `confidence`, `label`, `rt_ms`).
+
+    Raises:
+        RatingInputError: naming the field, for any body that is not a valid rating.
+    """
+    body = _object(raw, FIELDS)
     interpretable = body.get("interpretable")
     if not isinstance(interpretable, bool):
         raise RatingInputError("interpretable", "interpretable must be true or false")
     confidence = _integer(body, "confidence")
     if not 1 <= confidence <= 5:
         raise RatingInputError("confidence", "confidence must be between 1 and 5")
-    rt_ms = _integer(body, "rt_ms")
-    if not 1 <= rt_ms <= MAX_RT_MS:
-        raise RatingInputError("rt_ms", f"rt_ms must be between 1 and {MAX_RT_MS}")
-    return RatingInput(interpretable, confidence, _label(body.get("label")), rt_ms)
+    return RatingInput(interpretable, confidence, _label(body.get("label")), _rt_ms(body))
+
+
+def parse_choice(raw: bytes) -> ChoiceInput:
+    """Parse and check a 2-AFC answer body (`choice` 0 or 1, `confidence` 1–3, `rt_ms`).
+
+    Raises:
+        RatingInputError: naming the field, for any body that is not a valid answer.
+    """
+    body = _object(raw, CHOICE_FIELDS)
+    choice = _integer(body, "choice")
+    if choice not in (0, 1):
+        raise RatingInputError("choice", "choice must be 0 or 1")
+    confidence = _integer(body, "confidence")
+    low, high = CHOICE_CONFIDENCE
+    if not low <= confidence <= high:
+        raise RatingInputError("confidence", f"confidence must be between {low} and {high}")
+    return ChoiceInput(choice, confidence, _rt_ms(body))
 
 
 def _reject_constant(name: str) -> float:

@@ -5,11 +5,15 @@ sessions whose `reserved_until` is still ahead. A new session holds its items on
 (`FIRST_ANSWER_RESERVATION`) until it shows life; its first answer brings the full lease
 (`DEFAULT_RESERVATION`), which every answer renews. A session that goes quiet lets its
 reservations lapse, and its items return to the pool for the next annotator.
+
+An item is a stimulus in a rating study and a (stimulus, reference kind) pair in a 2-AFC study,
+so loads are keyed by both; a rating trial's reference kind is None.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -28,22 +32,38 @@ def _open_reservation(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def item_loads(db: Session, study_id: int, now: datetime) -> dict[int, tuple[int, int]]:
-    """{stimulus id: (completed ratings, open reservations)} for the study's stimuli in use."""
-    rows = db.execute(
-        select(
-            Trial.stimulus_id,
-            func.count(Rating.id),
-            func.count(Trial.id).filter(_open_reservation(now)),
-        )
+Item = tuple[int, str | None]  # (stimulus id, reference kind or None)
+
+
+def _loads(db: Session, study_id: int, now: datetime, *keys: Any) -> list[Any]:
+    """(keys…, completed, reserved) rows of the study's stimulus trials in use."""
+    return list(db.execute(
+        select(*keys, func.count(Rating.id), func.count(Trial.id).filter(_open_reservation(now)))
         .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
         .outerjoin(Rating, Rating.trial_id == Trial.id)
         .where(AnnotationSession.study_id == study_id, Trial.kind == TrialKind.STIMULUS)
         .where(or_(Rating.id.is_not(None), _open_reservation(now)))
-        .group_by(Trial.stimulus_id)
-    ).all()
-    return {stimulus_id: (int(done), int(reserved))  # type: ignore[misc]  # never None here
-            for stimulus_id, done, reserved in rows}
+        .group_by(*keys)
+    ))
+
+
+def item_loads(db: Session, study_id: int, now: datetime) -> dict[Item, tuple[int, int]]:
+    """{(stimulus id, reference kind): (completed answers, open reservations)} for the study's
+    items in use."""
+    return {(sid, reference): (int(done), int(reserved))
+            for sid, reference, done, reserved in _loads(db, study_id, now, Trial.stimulus_id,
+                                                           Trial.reference)}
+
+
+def pair_loads(db: Session, study_id: int,
+               now: datetime) -> dict[tuple[int, str], dict[int, int]]:
+    """{(stimulus id, reference kind): {query pair: answers + open reservations}} of a 2-AFC
+    study's items in use."""
+    loads: dict[tuple[int, str], dict[int, int]] = {}
+    for sid, reference, task, done, reserved in _loads(
+            db, study_id, now, Trial.stimulus_id, Trial.reference, Trial.query_task):
+        loads.setdefault((sid, reference), {})[task] = int(done) + int(reserved)
+    return loads
 
 
 def release_taken_items(db: Session, study: Study, session: AnnotationSession,
@@ -60,11 +80,12 @@ def release_taken_items(db: Session, study: Study, session: AnnotationSession,
                Rating.id.is_(None))
         .order_by(Trial.position)
     ):
-        done, reserved = loads.get(trial.stimulus_id, (0, 0))  # type: ignore[arg-type]
+        item = (trial.stimulus_id, trial.reference)
+        done, reserved = loads.get(item, (0, 0))  # type: ignore[arg-type]
         if done + reserved >= study.ratings_per_item:
             db.delete(trial)
         else:
-            loads[trial.stimulus_id] = (done, reserved + 1)  # type: ignore[index]
+            loads[item] = (done, reserved + 1)  # type: ignore[index]
     db.flush()
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import case, exists, select, update
 from sqlalchemy.orm import InstrumentedAttribute
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from annotate.afc_examples import WORKED_ANSWER, worked_example
 from annotate.assign import (
     DEFAULT_START_LIMIT,
     Identity,
@@ -39,9 +40,11 @@ from service.store.models import (
     AnnotationSession,
     Annotator,
     AnnotatorSource,
+    ReferenceKind,
     SessionStatus,
     Study,
     StudyStatus,
+    StudyTask,
     Trial,
     TrialKind,
 )
@@ -159,8 +162,7 @@ def enter(slug: str) -> WerkzeugResponse | tuple[str, int] | str:
     if study is None:
         return message("not_found")
     if entry.preview:
-        return render_template("study/instructions.html", study=study, preview=True,
-                               examples=instruction_examples())
+        return _instructions_page(study, preview=True)
     own = _own_session(slug)
     if _is_own(own, entry.identity):
         return redirect(_step_url(own))
@@ -215,6 +217,21 @@ def start(slug: str) -> WerkzeugResponse | tuple[str, int]:
     return redirect(url_for("study.instructions", slug=slug))
 
 
+def _is_afc(study: Study) -> bool:
+    return study.task == StudyTask.TWO_AFC
+
+
+def _instructions_page(study: Study, *, preview: bool) -> str:
+    """The task's instructions, with examples made from images that are in no study."""
+    if _is_afc(study):
+        references, queries = worked_example()
+        return render_template("study/afc_instructions.html", study=study, preview=preview,
+                               references=references, queries=queries,
+                               answer=WORKED_ANSWER, no_references=ReferenceKind.NONE)
+    return render_template("study/instructions.html", study=study, preview=preview,
+                           examples=instruction_examples())
+
+
 def _stamp_once(session: AnnotationSession, column: InstrumentedAttribute[datetime | None],
                 now: datetime | None = None, **also: object) -> None:
     """Set a step's timestamp (and `also`) in one UPDATE, only if no earlier request did."""
@@ -232,8 +249,7 @@ def instructions(slug: str) -> WerkzeugResponse | str:
         return redirect(url_for("study.enter", slug=slug))
     if session.instructions_shown_at is None:
         _stamp_once(session, AnnotationSession.instructions_shown_at)
-    return render_template("study/instructions.html", study=session.study, preview=False,
-                           examples=instruction_examples())
+    return _instructions_page(session.study, preview=False)
 
 
 @bp.post("/<slug>/instructions")
@@ -259,7 +275,8 @@ def trials(slug: str) -> WerkzeugResponse | str:
         return redirect(url_for("study.enter", slug=slug))
     if session.status != SessionStatus.ACTIVE or session.instructions_done_at is None:
         return redirect(_step_url(session))
-    return render_template("study/trials.html", study=session.study)
+    page = "study/afc_trials.html" if _is_afc(session.study) else "study/trials.html"
+    return render_template(page, study=session.study)
 
 
 def _handoff(session: AnnotationSession) -> tuple[str | None, str | None]:

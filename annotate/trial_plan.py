@@ -32,9 +32,14 @@ class CatchChoice:
 
 @dataclass(frozen=True)
 class PlannedTrial:
+    """A trial to insert; the last three are set on 2-AFC trials only (see `annotate.afc_plan`)."""
+
     kind: TrialKind
     stimulus_id: int | None = None
     catch_item_id: int | None = None
+    reference: str | None = None
+    query_task: int | None = None
+    max_position: int | None = None
 
 
 def _least_loaded(candidates: Sequence[Candidate], count: int, rng: random.Random) -> list[int]:
@@ -107,18 +112,24 @@ def _pick_catch(pool: Sequence[CatchChoice], count: int, rng: random.Random) -> 
     return picked
 
 
-def interleave_catch(stimuli: Sequence[int], catch: Sequence[CatchChoice],
-                     rng: random.Random) -> list[PlannedTrial]:
-    """Insert one catch item at a random place in each of len(catch) equal blocks of stimuli."""
-    trials = [PlannedTrial(TrialKind.STIMULUS, stimulus_id=s) for s in stimuli]
-    n, c = len(stimuli), len(catch)
+def interleave(trials: Sequence[PlannedTrial], catch: Sequence[PlannedTrial],
+               rng: random.Random) -> list[PlannedTrial]:
+    """Insert one catch trial at a random place in each of len(catch) equal blocks of trials."""
+    result = list(trials)
+    n, c = len(trials), len(catch)
     # Insert from the last block backwards so earlier insertion points keep their meaning.
     for block in reversed(range(c)):
         start, end = block * n // c, (block + 1) * n // c
-        at = rng.randint(start, end)
-        trials.insert(at, PlannedTrial(TrialKind.CATCH,
-                                       catch_item_id=catch[block].catch_item_id))
-    return trials
+        result.insert(rng.randint(start, end), catch[block])
+    return result
+
+
+def interleave_catch(stimuli: Sequence[int], catch: Sequence[CatchChoice],
+                     rng: random.Random) -> list[PlannedTrial]:
+    """Insert one catch item at a random place in each of len(catch) equal blocks of stimuli."""
+    return interleave([PlannedTrial(TrialKind.STIMULUS, stimulus_id=s) for s in stimuli],
+                      [PlannedTrial(TrialKind.CATCH, catch_item_id=c.catch_item_id)
+                       for c in catch], rng)
 
 
 def plan_session(candidates: Sequence[Candidate], trials_per_session: int, catch_every: int,

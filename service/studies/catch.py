@@ -6,6 +6,12 @@ Catch trials tell careful annotators from careless ones: a positive item is a cl
 eye: the same square size and the same PNG encoding (`service.store.images.store`), with no
 metadata.
 
+A 2-AFC catch trial shows a direction's references as any trial does and takes its two queries
+from among them (IMI's attention check: the answer is in plain sight). Its trial names the
+direction, and every such trial names one catch item too, the reference check, so that exports
+keep a catch row's meaning (a catch item, no stimulus columns); that item's own image is never
+shown.
+
 Instruction examples are separate images (never a catch item, never a stimulus) so that what the
 annotator was shown as an example is not also what they are tested on.
 """
@@ -39,6 +45,8 @@ NEGATIVE_SOURCES = (
     "flat-tint",
 )
 SOURCE_PREFIX = "skimage:"
+REFERENCE_CHECK_SOURCE = "fvlab:2afc-reference-check"
+REFERENCE_CHECK_SIDE = 8  # a placeholder image, never shown and smaller than any catch pool's
 
 
 def _square_rgb(pixels: np.ndarray, size: int) -> np.ndarray:
@@ -96,9 +104,24 @@ def catch_items(session: Session, size: int) -> list[CatchItem]:
     return list(session.scalars(
         select(CatchItem)
         .join(Image, CatchItem.image_sha256 == Image.sha256)
-        .where(Image.width == size, Image.height == size)
+        .where(Image.width == size, Image.height == size,
+               CatchItem.source.startswith(SOURCE_PREFIX))
         .order_by(CatchItem.id)
     ))
+
+
+def ensure_reference_check(session: Session) -> int:
+    """The id of the catch item every 2-AFC catch trial names, created on first use."""
+    found = session.scalar(select(CatchItem.id).where(CatchItem.source == REFERENCE_CHECK_SOURCE)
+                           .order_by(CatchItem.id).limit(1))
+    if found is not None:
+        return int(found)
+    flat = np.full((REFERENCE_CHECK_SIDE, REFERENCE_CHECK_SIDE, 3), 128, dtype=np.uint8)
+    item = CatchItem(kind=CatchKind.POSITIVE, token=new_token(),
+                     image_sha256=store(session, flat).sha256, source=REFERENCE_CHECK_SOURCE)
+    session.add(item)
+    session.flush()
+    return item.id
 
 
 def catch_pool_complete(items: list[CatchItem]) -> bool:

@@ -15,11 +15,12 @@ the raw text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Engine, and_, case, func, literal, null, or_, select
+from sqlalchemy import ColumnElement, Engine, and_, case, func, null, or_, select
 from sqlalchemy.orm import Session
 
 from service.store.db import seconds_between
@@ -37,6 +38,7 @@ from service.store.models import (
     Trial,
     TrialKind,
 )
+from service.studies.afc_items import pair_gaps
 from service.studies.ratings_file import (
     EXTERNAL_ID_COLUMNS,
     FLOAT_COLUMNS,
@@ -74,13 +76,15 @@ def iso_utc(value: datetime | None) -> str | None:
 
 
 def catch_answered(*, as_expected: bool) -> ColumnElement[bool]:
-    """SQL: a catch trial's rating is (or, with False, is not) the answer `expected_answer`
-    gives for its item's kind. A rating without a yes/no answer is neither; rows need CatchItem
-    and Rating joined."""
-    return or_(*(
-        and_(CatchItem.kind == kind, Rating.interpretable.is_(expected_answer(kind) == as_expected))
-        for kind in CatchKind
-    ))
+    """SQL: a catch trial's answer is (or, with False, is not) the one an attentive annotator
+    gives: for a rating, the answer `expected_answer` gives for its item's kind; for a 2-AFC
+    choice, the right one (`correct`). Rows need CatchItem and Rating joined."""
+    return or_(
+        *(and_(CatchItem.kind == kind,
+               Rating.interpretable.is_(expected_answer(kind) == as_expected))
+          for kind in CatchKind),
+        Rating.correct.is_(as_expected),
+    )
 
 
 def ratings_frame(engine: Engine, study_id: int | None = None) -> pd.DataFrame:
@@ -104,14 +108,16 @@ def ratings_frame(engine: Engine, study_id: int | None = None) -> pd.DataFrame:
     query = (
         select(
             Rating.id, AnnotationSession.study_id, Trial.session_id,
-            AnnotationSession.annotator_id, Trial.position, Trial.stimulus_id,
+            AnnotationSession.annotator_id, Trial.position, Stimulus.id,  # stimulus rows only
             Trial.catch_item_id, Stimulus.direction_id, Direction.job_id, Job.model,
             Direction.layer, condition, Direction.channel, Rating.interpretable,
             Rating.confidence, Rating.label, Rating.rt_ms, Rating.created_at,
             # appended columns: task, reference, correct, choice, annotator_source, question,
-            # query_gap, server_rt_ms (every study is a rating study so far)
-            literal("rating"), null(), null(), null(), Annotator.source, Study.question, null(),
-            Rating.server_rt_ms,
+            # query_gap (filled below), server_rt_ms
+            Study.task, Trial.reference, Rating.correct, Rating.choice, Annotator.source,
+            Study.question, null(), Rating.server_rt_ms,
+            # what the query gap needs, after the file's columns
+            Trial.query_task,
         )
         .join(Trial, Rating.trial_id == Trial.id)
         .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
@@ -128,8 +134,8 @@ def ratings_frame(engine: Engine, study_id: int | None = None) -> pd.DataFrame:
     )
     if study_id is not None:
         query = query.where(AnnotationSession.study_id == study_id)
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
+    with Session(engine) as db:
+        rows = _with_query_gaps(db, db.execute(query).all())
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(RATINGS_COLUMNS)
     data: dict[str, object] = {}
     for name, values in zip(RATINGS_COLUMNS, columns, strict=True):
@@ -145,6 +151,26 @@ def ratings_frame(engine: Engine, study_id: int | None = None) -> pd.DataFrame:
             data[name] = pd.array(list(values), dtype="string")
     frame = pd.DataFrame(data, columns=list(RATINGS_COLUMNS))
     return frame
+
+
+_GAP = RATINGS_COLUMNS.index("query_gap")
+_DIRECTION = RATINGS_COLUMNS.index("direction_id")
+
+
+def _with_query_gaps(db: Session, rows: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The rows cut to the file's columns, with the query gap of each 2-AFC stimulus row (its
+    direction's pair `query_task`); rating and catch rows keep it empty."""
+    directions = {row[_DIRECTION] for row in rows
+                  if row[-1] is not None and row[_DIRECTION] is not None}
+    gaps = pair_gaps(db, directions) if directions else {}
+    result = []
+    for row in rows:
+        cells = list(row[:len(RATINGS_COLUMNS)])
+        task, direction = row[-1], row[_DIRECTION]
+        if task is not None and direction is not None and task < len(gaps[direction]):
+            cells[_GAP] = gaps[direction][task]
+        result.append(tuple(cells))
+    return result
 
 
 def sessions_frame(

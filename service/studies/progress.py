@@ -1,6 +1,8 @@
 """What a researcher watches while a study runs: ratings against the target, and who is careless.
 
 Progress counts only stimulus and catch trials; practice trials are training and never data.
+A 2-AFC study's items are its directions crossed with its reference kinds, so its progress has
+one row per condition and reference kind, and its "yes" answers are its correct ones.
 Everything here names conditions, layers and channels, so it is for the researcher console and
 the CLI only, never for an annotator route.
 """
@@ -11,7 +13,7 @@ import statistics
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, and_, case, func, select
+from sqlalchemy import Engine, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from service.store.db import seconds_between, unit_of_work
@@ -27,6 +29,7 @@ from service.store.models import (
     Stimulus,
     Study,
     StudyStimulus,
+    StudyTask,
     Trial,
     TrialKind,
 )
@@ -37,13 +40,15 @@ from service.studies.study import StudyError
 
 @dataclass
 class ConditionProgress:
-    """Ratings of one condition: `collected` of `needed` (items × k); `complete` items reached k."""
+    """Ratings of one condition (and, in a 2-AFC study, one reference kind): `collected` of
+    `needed` (items × k); `complete` items reached k."""
 
     condition: str
     items: int
     collected: int
     needed: int
     complete: int
+    reference: str | None = None
 
     @property
     def percent(self) -> float:
@@ -92,6 +97,27 @@ class StudyProgress:
 
 
 @dataclass
+class StudySummary:
+    """One study as the CLI and the console list it."""
+
+    id: int
+    name: str
+    slug: str
+    status: str
+    stimuli: int
+    ratings_per_item: int
+    ratings: int
+    created_at: datetime
+    task: str = StudyTask.RATING
+    reference_kinds: tuple[str, ...] = ()
+
+    @property
+    def needed(self) -> int:
+        """Answers the study needs: k per item (an image; a direction × reference kind)."""
+        return self.stimuli * max(1, len(self.reference_kinds)) * self.ratings_per_item
+
+
+@dataclass
 class SheetItem:
     """One stimulus on the contact sheet, with everything annotators must never see."""
 
@@ -102,7 +128,7 @@ class SheetItem:
     layer: str
     channel: int | None
     ratings: int
-    yes: int
+    yes: int  # yes answers; correct answers in a 2-AFC study
 
 
 def ratings_per_study(db: Session) -> dict[int, int]:
@@ -117,21 +143,52 @@ def ratings_per_study(db: Session) -> dict[int, int]:
     return {int(study_id): int(count) for study_id, count in rows}
 
 
-def _per_stimulus(db: Session, study_id: int) -> dict[int, tuple[int, int]]:
-    """{stimulus id: (ratings, yes answers)} of the study's stimulus trials."""
+def list_studies(engine: Engine) -> list[StudySummary]:
+    """Every study, newest first, with its stimulus count and answers collected so far."""
+    with unit_of_work(engine) as db:
+        counts = dict(
+            db.execute(
+                select(StudyStimulus.study_id, func.count()).group_by(StudyStimulus.study_id)
+            ).all()
+        )
+        ratings = ratings_per_study(db)
+        return [
+            StudySummary(
+                id=study.id, name=study.name, slug=study.slug, status=study.status,
+                stimuli=int(counts.get(study.id, 0)), ratings_per_item=study.ratings_per_item,
+                ratings=ratings.get(study.id, 0), created_at=study.created_at, task=study.task,
+                reference_kinds=tuple(study.reference_kinds or ()),
+            )
+            for study in db.scalars(select(Study).order_by(Study.id.desc()))
+        ]
+
+
+def _per_item(db: Session, study_id: int) -> dict[tuple[int, str | None], tuple[int, int]]:
+    """{(stimulus id, reference kind or None): (answers, yes or correct answers)} of the
+    study's stimulus trials."""
+    positive = or_(Rating.interpretable.is_(True), Rating.correct.is_(True))
     rows = db.execute(
-        select(Trial.stimulus_id, func.count(Rating.id),
-               func.sum(case((Rating.interpretable.is_(True), 1), else_=0)))
+        select(Trial.stimulus_id, Trial.reference, func.count(Rating.id),
+               func.sum(case((positive, 1), else_=0)))
         .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
         .join(Rating, Rating.trial_id == Trial.id)
         .where(AnnotationSession.study_id == study_id, Trial.kind == TrialKind.STIMULUS)
-        .group_by(Trial.stimulus_id)
+        .group_by(Trial.stimulus_id, Trial.reference)
     ).all()
-    return {int(sid): (int(n), int(yes or 0)) for sid, n, yes in rows}
+    return {(int(sid), reference): (int(n), int(yes or 0)) for sid, reference, n, yes in rows}
+
+
+def _per_stimulus(db: Session, study_id: int) -> dict[int, tuple[int, int]]:
+    """{stimulus id: (answers, yes or correct answers)}, all reference kinds together."""
+    totals: dict[int, tuple[int, int]] = {}
+    for (sid, _), (n, yes) in _per_item(db, study_id).items():
+        had = totals.get(sid, (0, 0))
+        totals[sid] = (had[0] + n, had[1] + yes)
+    return totals
 
 
 def _conditions(db: Session, study: Study) -> list[ConditionProgress]:
-    counts = _per_stimulus(db, study.id)
+    counts = _per_item(db, study.id)
     kinds = db.execute(
         select(StudyStimulus.stimulus_id, Direction.kind)
         .join(Stimulus, StudyStimulus.stimulus_id == Stimulus.id)
@@ -139,12 +196,14 @@ def _conditions(db: Session, study: Study) -> list[ConditionProgress]:
         .where(StudyStimulus.study_id == study.id)
     ).all()
     k = study.ratings_per_item
+    references: list[str | None] = [*study.reference_kinds] if study.reference_kinds else [None]
     result = []
     for condition in STIMULUS_CONDITIONS:
         ids = [sid for sid, kind in kinds if kind == condition]
-        got = [counts.get(sid, (0, 0))[0] for sid in ids]
-        result.append(ConditionProgress(condition, len(ids), sum(got), len(ids) * k,
-                                        sum(1 for n in got if n >= k)))
+        for reference in references:
+            got = [counts.get((sid, reference), (0, 0))[0] for sid in ids]
+            result.append(ConditionProgress(condition, len(ids), sum(got), len(ids) * k,
+                                            sum(1 for n in got if n >= k), reference))
     return result
 
 

@@ -1,10 +1,15 @@
 """Studies as researchers make them: create one from finished jobs, open it, close it, list them.
 
 A study is written whole or not at all: `create_study` checks every setting first and writes the
-study, its stimuli and (through `service.studies.catch`) the catch items of the stimuli's size in
-one
-transaction. New studies start as drafts, so the researcher can look at the contact sheet before
-any annotator can enter; `open_study` lets people in and `close_study` stops new sessions.
+study, its stimuli and (through `service.studies.catch`) the catch items it needs in one
+transaction.
+
+A study has one task. A `rating` study covers the jobs' renders and asks its question of each.
+A `2afc` study covers the jobs' directions (each named by its first max render, see
+`service.studies.afc_items`) crossed with its reference kinds, and every direction must have
+query pairs and the references each kind shows (`service.studies.afc_study`). New studies
+start as drafts, so the researcher can look at the contact sheet before any annotator can enter;
+`open_study` lets people in and `close_study` stops new sessions.
 
 Annotators see the study's slug (in the link), its name (in the page title), its question and its
 consent text, so the slug is random rather than derived from the name, and a name that mentions
@@ -16,11 +21,10 @@ from __future__ import annotations
 import re
 import secrets
 import string
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from service.store.db import unit_of_work
@@ -29,12 +33,16 @@ from service.store.models import (
     Image,
     Job,
     JobStatus,
+    Sign,
     Stimulus,
     Study,
     StudyStatus,
     StudyStimulus,
+    StudyTask,
 )
-from service.studies.catch import ensure_catch_items
+from service.studies.afc_study import AFC_QUESTION, afc_directions, check_task
+from service.studies.catch import ensure_catch_items, ensure_reference_check
+from service.studies.errors import StudyError
 
 DEFAULT_QUESTION = (
     "Does this image show one specific thing you could name — an object, an animal, a body "
@@ -60,16 +68,14 @@ LIMITS = {  # setting: (lowest, highest)
 }
 
 
-class StudyError(ValueError):
-    """A study setting or operation is invalid; the message names the field and the problem."""
-
-
 @dataclass
 class StudyRequest:
     """What a researcher asks for; `create_study` checks every field before anything is written.
 
     `catch_every` 0 means no catch trials; `completion_code` None draws a random one;
     `redirect_url` None sends Prolific participants to Prolific's completion URL with the code.
+    `question` None asks the task's default question; `reference_kinds` (2afc only) empty
+    means `synthetic`.
     """
 
     job_ids: list[int]
@@ -78,28 +84,12 @@ class StudyRequest:
     trials_per_session: int = 40
     catch_every: int = 10
     practice_count: int = 3
-    question: str = DEFAULT_QUESTION
+    question: str | None = None
+    task: str = StudyTask.RATING
+    reference_kinds: list[str] = field(default_factory=list)
     consent_text: str = ""
     completion_code: str | None = None
     redirect_url: str | None = None
-
-
-@dataclass
-class StudySummary:
-    """One study as the CLI and the console list it."""
-
-    id: int
-    name: str
-    slug: str
-    status: str
-    stimuli: int
-    ratings_per_item: int
-    ratings: int
-    created_at: datetime
-
-    @property
-    def needed(self) -> int:
-        return self.stimuli * self.ratings_per_item
 
 
 def _check_int(name: str, value: object) -> int:
@@ -135,7 +125,9 @@ def _check_settings(request: StudyRequest) -> tuple[str, str, str, str, str | No
     name = _check_text("name", request.name, NAME_MAX_CHARS, required=True)
     for setting in LIMITS:
         _check_int(setting, getattr(request, setting))
-    question = _check_text("question", request.question, QUESTION_MAX_CHARS, required=True)
+    default = AFC_QUESTION if request.task == StudyTask.TWO_AFC else DEFAULT_QUESTION
+    asked = default if request.question is None else request.question
+    question = _check_text("question", asked, QUESTION_MAX_CHARS, required=True)
     consent = _check_text("consent_text", request.consent_text, CONSENT_MAX_CHARS, required=False)
     code = request.completion_code
     if code is None or not code.strip():
@@ -186,12 +178,13 @@ def _leaked_word(name: str, jobs: list[Job]) -> str | None:
 
 
 def _stimuli(db: Session, jobs: list[Job]) -> tuple[list[int], int]:
-    """The jobs' stimulus ids and their one common image side; StudyError otherwise."""
+    """The jobs' renders of +v (the images a rating study asks about; renders of −v are 2-AFC
+    references) and their one common image side; StudyError otherwise."""
     rows = db.execute(
         select(Stimulus.id, Image.width, Image.height)
         .join(Direction, Stimulus.direction_id == Direction.id)
         .join(Image, Stimulus.image_sha256 == Image.sha256)
-        .where(Direction.job_id.in_([job.id for job in jobs]))
+        .where(Direction.job_id.in_([job.id for job in jobs]), Stimulus.sign == Sign.MAX)
         .order_by(Stimulus.id)
     ).all()
     if not rows:
@@ -216,6 +209,8 @@ def create_study(engine: Engine, request: StudyRequest) -> int:
     Catch items of the stimuli's size are made in the same transaction, so the first annotator
     does not pay for drawing them. Raises StudyError (and writes nothing) on any bad setting.
     """
+    task, reference_kinds = check_task(request.task, request.reference_kinds,
+                                       request.catch_every)
     name, question, consent, code, url = _check_settings(request)
     with unit_of_work(engine) as db:
         jobs = _finished_jobs(db, request.job_ids)
@@ -224,17 +219,24 @@ def create_study(engine: Engine, request: StudyRequest) -> int:
             raise StudyError(
                 f"name mentions {leaked!r}; annotators see the name, so keep it neutral"
             )
-        stimulus_ids, size = _stimuli(db, jobs)
+        if reference_kinds is None:
+            stimulus_ids, size = _stimuli(db, jobs)
+        else:
+            stimulus_ids = afc_directions(db, jobs, reference_kinds)
         study = Study(
             name=name, slug=_new_slug(db), status=StudyStatus.DRAFT, question=question,
             consent_text=consent, ratings_per_item=request.ratings_per_item,
             trials_per_session=request.trials_per_session, catch_every=request.catch_every,
             practice_count=request.practice_count, completion_code=code, redirect_url=url,
+            task=task, reference_kinds=reference_kinds,
         )
         db.add(study)
         db.flush()
         db.add_all(StudyStimulus(study_id=study.id, stimulus_id=s) for s in stimulus_ids)
-        ensure_catch_items(db, size)
+        if reference_kinds is None:
+            ensure_catch_items(db, size)
+        else:
+            ensure_reference_check(db)
         return study.id
 
 
@@ -269,27 +271,6 @@ def get_study(engine: Engine, study_id: int) -> Study:
         if study is None:
             raise StudyError(f"study {study_id} does not exist")
         return study
-
-
-def list_studies(engine: Engine) -> list[StudySummary]:
-    """Every study, newest first, with its stimulus count and ratings collected so far."""
-    from service.studies.progress import ratings_per_study
-
-    with unit_of_work(engine) as db:
-        counts = dict(
-            db.execute(
-                select(StudyStimulus.study_id, func.count()).group_by(StudyStimulus.study_id)
-            ).all()
-        )
-        ratings = ratings_per_study(db)
-        return [
-            StudySummary(
-                id=study.id, name=study.name, slug=study.slug, status=study.status,
-                stimuli=int(counts.get(study.id, 0)), ratings_per_item=study.ratings_per_item,
-                ratings=ratings.get(study.id, 0), created_at=study.created_at,
-            )
-            for study in db.scalars(select(Study).order_by(Study.id.desc()))
-        ]
 
 
 def prolific_completion_url(code: str) -> str:

@@ -170,3 +170,64 @@ def test_exports_are_the_cli_files(client: FlaskClient, engine: Engine, tmp_path
     for bad in ("ratings.xlsx", "trials.csv", "ratings.csv/../x"):
         assert client.get(f"/admin/studies/{info.id}/export/{bad}").status_code == 404
     assert client.get("/admin/studies/999/export/ratings.csv").status_code == 404
+
+
+def test_create_and_watch_a_2afc_study_from_the_form(client: FlaskClient, engine: Engine) -> None:
+    from service.studies.afc_study import AFC_QUESTION
+    from tests.annotate.afc_support import answer_all_afc, make_afc_job
+
+    job = make_afc_job(engine, n_basis=3, n_random=3)
+    token = sign_in(client, engine)
+    page = client.get("/admin/studies")
+    assert 'name="task" value="2afc"' in page.text and 'name="reference" value="none"' in page.text
+    form = _form(job.job_id, csrf_token=token, task="2afc", catch_every="2")
+    form["reference"] = ["synthetic", "natural"]
+    created = client.post("/admin/studies", data=form)
+    assert created.status_code == 302, created.text
+    study_id = int(created.headers["Location"].rsplit("/", 1)[1])
+    study = get_study(engine, study_id)
+    # the form's prefilled yes/no question is not asked of a 2-AFC study
+    assert (study.task, study.reference_kinds, study.question) == (
+        "2afc", ["synthetic", "natural"], AFC_QUESTION)
+    client.post(f"/admin/studies/{study_id}/open", data={"csrf_token": token})
+    annotator = client.application.test_client()
+    start(annotator, study.slug, "?PROLIFIC_PID=pid-8&STUDY_ID=s&SESSION_ID=x")
+    sent = answer_all_afc(annotator)
+    assert len(sent) == 1 + 4 + 2
+    progress = client.get(f"/admin/studies/{study_id}/progress.json").get_json()
+    assert [(c["condition"], c["reference"], c["items"], c["needed"])
+            for c in progress["conditions"]] == [
+        ("basis", "synthetic", 3, 6), ("basis", "natural", 3, 6),
+        ("random", "synthetic", 3, 6), ("random", "natural", 3, 6)]
+    assert sum(c["collected"] for c in progress["conditions"]) == 4
+    [session] = progress["sessions"]
+    assert (session["ratings"], session["catch_answered"]) == (6, 2)
+    with unit_of_work(engine) as db:
+        wrong = db.scalar(select(func.count(Trial.id)).where(
+            Trial.kind == "catch", Trial.max_position != 0))  # every answer picked position 0
+    assert session["catch_failed"] == wrong
+    detail = client.get(f"/admin/studies/{study_id}").text
+    assert "2afc (references: synthetic, natural)" in detail and "reference" in detail
+
+
+@pytest.mark.parametrize(("change", "references", "message"), [
+    ({"task": "2afc"}, ["drawings"], "reference must be one of synthetic, natural, none"),
+    ({"task": "2afc", "catch_every": "3"}, ["none"], "catch_every: 2-AFC catch trials"),
+    ({"task": "2afc"}, ["natural", "natural"], "names a kind twice"),
+    ({"task": "4afc"}, [], "task must be one of rating, 2afc"),
+])
+def test_bad_2afc_forms_show_the_error_and_write_nothing(client: FlaskClient, engine: Engine,
+                                                         change: dict[str, str],
+                                                         references: list[str],
+                                                         message: str) -> None:
+    from tests.annotate.afc_support import make_afc_job
+
+    job = make_afc_job(engine, n_basis=1, n_random=1)
+    token = sign_in(client, engine)
+    form = _form(job.job_id, csrf_token=token, **change)
+    form["reference"] = references
+    response = client.post("/admin/studies", data=form)
+    assert response.status_code == 400 and message in response.text
+    assert _study_count(engine) == 0
+    if change.get("task") == "2afc":
+        assert 'value="2afc" checked' in response.text  # what was chosen is kept

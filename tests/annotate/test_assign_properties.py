@@ -52,7 +52,8 @@ def _answer(engine: Engine, person: int, now: datetime, late: Counter[int]) -> N
 
 def _check(engine: Engine, study_id: int, k: int, now: datetime, late: Counter[int]) -> None:
     with unit_of_work(engine) as db:
-        for stimulus_id, (done, reserved) in item_loads(db, study_id, now).items():
+        for (stimulus_id, reference), (done, reserved) in item_loads(db, study_id, now).items():
+            assert reference is None  # a rating study's items are its images
             assert done + reserved <= k + late[stimulus_id]
         rows = db.execute(
             select(AnnotationSession.id, AnnotationSession.annotator_id, Trial.stimulus_id,

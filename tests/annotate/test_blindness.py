@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 import struct
+from collections import Counter
 from itertools import pairwise
 from os.path import commonprefix
 
@@ -157,3 +158,125 @@ def test_a_whole_session_reveals_nothing(client: FlaskClient, engine: Engine) ->
             assert not words.search(text), (url, words.search(text))
             assert not catch_word.search(text), url
 
+
+
+AFC_TRIAL_KEYS = {"token", "practice", "references", "queries", "answer"}
+AFC_REPLY_KEYS = {"answer", "state", "upcoming"}
+
+
+def _shape(value: object) -> object:
+    """A JSON value with every trial token replaced and every scalar reduced to its type."""
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in sorted(value.items())}
+    if isinstance(value, list):
+        return [_shape(item) for item in value]
+    if isinstance(value, str):
+        return re.sub(r"[A-Za-z0-9_-]{32}", "T", value)
+    return type(value).__name__
+
+
+def test_a_whole_2afc_session_reveals_nothing(client: FlaskClient, engine: Engine) -> None:
+    from service.store.images import encode_png
+    from tests.annotate.afc_support import make_afc_study
+
+    info = make_afc_study(engine, reference_kinds=("synthetic", "natural", "none"), trials=10,
+                          catch_every=3, practice=2, k=2, n_basis=6, n_random=6, references=4)
+    browser = Recorder(client)
+    slug = info.slug
+    browser.get(f"/study/{slug}?PROLIFIC_PID=pid2&STUDY_ID=s1&SESSION_ID=x2")
+    browser.post(f"/study/{slug}/start", data={"PROLIFIC_PID": "pid2", "STUDY_ID": "s1",
+                                               "SESSION_ID": "x2", "consent": "yes"})
+    browser.get(f"/study/{slug}/instructions")
+    browser.post(f"/study/{slug}/instructions")
+    page = browser.get(f"/study/{slug}/trials")
+    for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
+        browser.get(asset)
+    assert set(browser.get("/api/v1/session").get_json()) == STATE_KEYS
+    upcoming = browser.get("/api/v1/trials?limit=2").get_json()["trials"]
+    seen: list[tuple[dict, dict, TestResponse | None, TestResponse]] = []
+    while upcoming:
+        trial = upcoming[0]
+        assert set(trial) == AFC_TRIAL_KEYS
+        token = trial["token"]
+        # the URLs carry the trial's token and nothing else
+        assert trial["queries"] == f"/img/{token}/queries.png"
+        assert trial["answer"] == f"/api/v1/trials/{token}/answer"
+        assert trial["references"] in (None, f"/img/{token}/references.png")
+        references = browser.get(trial["references"]) if trial["references"] else None
+        queries = browser.get(trial["queries"])
+        reply = browser.post(trial["answer"], json={"choice": 0, "confidence": 2, "rt_ms": 900})
+        assert reply.status_code == 201
+        seen.append((trial, reply.get_json(), references, queries))
+        upcoming = reply.get_json()["upcoming"]
+    done = browser.get(f"/study/{slug}/done")
+    assert done.status_code == 200
+
+    with engine.connect() as conn:
+        rows = {token: (kind, reference, max_position) for token, kind, reference, max_position
+                in conn.execute(select(Trial.token, Trial.kind, Trial.reference,
+                                       Trial.max_position))}
+    kinds = Counter(rows[trial["token"]][0] for trial, *_ in seen)
+    assert kinds == Counter({"practice": 2, "stimulus": 10, "catch": 3})
+    assert {rows[trial["token"]][2] for trial, *_ in seen} == {0, 1}
+
+    # Answers: one shape for stimulus and catch trials, whichever query was the max one; only
+    # practice says whether the answer was right.
+    shapes: dict[str, set[str]] = {}
+    for trial, reply, _, _ in seen:
+        kind, reference, _ = rows[trial["token"]]
+        if kind == "practice":
+            assert set(reply) == AFC_REPLY_KEYS | {"feedback"}
+            continue
+        assert set(reply) == AFC_REPLY_KEYS
+        shown = {"trial": trial, "answer": reply["answer"], "state": sorted(reply["state"])}
+        shapes.setdefault(reference, set()).add(repr(_shape(shown)))
+    assert {reference: len(found) for reference, found in shapes.items()} == {
+        "synthetic": 1, "natural": 1, "none": 1}
+
+    # Pictures: one size per part whatever the trial, only pixel chunks, bytes that are the
+    # store encoder's for those pixels, the same headers.
+    sizes = {"references": set(), "queries": set()}
+    responses = []
+    for trial, _, references, queries in seen:
+        if rows[trial["token"]][0] == "practice":
+            continue
+        for part, response in (("references", references), ("queries", queries)):
+            if response is None:
+                continue
+            assert response.status_code == 200 and response.mimetype == "image/png"
+            chunks = _png_chunks(response.data)  # large pictures split their pixels' IDAT
+            assert chunks[0] == b"IHDR" and chunks[-1] == b"IEND"
+            assert set(chunks[1:-1]) == {b"IDAT"}
+            pixels = PILImage.open(io.BytesIO(response.data)).convert("RGB")
+            assert encode_png(pixels).png == response.data
+            sizes[part].add(pixels.size)
+            responses.append(response)
+    assert sizes == {"references": {(384, 192)}, "queries": {(320, 160)}}
+    header_sets = {tuple(sorted((k, v) for k, v in r.headers.items() if k != "Content-Length"))
+                   for r in responses}
+    assert len(header_sets) == 1
+
+    # Every response: no secret strings or condition words; no answer key in any JSON.
+    with engine.connect() as conn:
+        extra = list(conn.scalars(select(Image.sha256)))
+        extra += list(conn.scalars(select(Stimulus.token))) + list(conn.scalars(
+            select(CatchItem.token))) + list(conn.scalars(select(CatchItem.source)))
+    forbidden = [info.job.name, info.job.model, info.job.layer, "efficientnet", "blocks.",
+                 "reference-check", *extra]
+    words = re.compile(r"\b(basis|random|channel|layer|condition|direction|job|model|catch)\b",
+                       re.I)
+    for url, response in browser.responses:
+        assert response.status_code < 400, url
+        texts = [str(response.headers)]
+        if not response.mimetype.startswith("image/"):
+            texts.append(response.get_data(as_text=True))
+        for text in texts:
+            for secret in forbidden:
+                assert secret not in text, (url, secret)
+            if not url.startswith("/static/"):
+                assert not words.search(text), (url, words.search(text))
+        if response.is_json and "feedback" not in response.get_json():
+            text = response.get_data(as_text=True).replace(slug, "S")  # random ids may
+            bare = re.sub(r"[A-Za-z0-9_-]{32}", "T", text)  # spell anything
+            hint = re.search(r"max|\bmin|correct|right|position|sign", bare, re.I)
+            assert hint is None, (url, hint)

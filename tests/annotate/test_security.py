@@ -60,7 +60,8 @@ def _values(info: StudyInfo, trial_token: str) -> dict[str, str]:
     return {"slug": info.slug, "token": trial_token, "filename": "site.css",
             "study_id": str(info.id), "job_id": "1",
             "stimulus_id": str(info.stimulus_ids["basis"][0]),
-            "kind": "ratings", "fmt": "csv", "action": "close"}
+            "kind": "ratings", "fmt": "csv", "action": "close", "part": "queries",
+            "sha256": "0" * 64}
 
 
 def _annotator(app: Flask, info: StudyInfo) -> tuple[FlaskClient, str]:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 
 from service.cli import fvlab
 from service.store.db import unit_of_work
@@ -258,3 +258,68 @@ def test_csv_cells_cannot_run_as_formulas(sqlite_url: str, tmp_path: Path,
     assert raw["label"].iloc[0] == HOSTILE["label"]
     assert set(raw["question"]) == {HOSTILE["question"]}
     assert set(pd.read_parquet(files["sessions", "parquet"])["annotator_external_id"]) == {"-1"}
+
+
+def _afc_session(engine: Engine, db_url: str, **options: object) -> tuple[int, list[dict]]:
+    """A whole 2-AFC session answered through the site; returns the study id and the answers
+    sent, in trial order."""
+    from annotate import create_app
+    from tests.annotate.afc_support import answer_all_afc, make_afc_study
+    from tests.annotate.conftest import SECRET, start
+
+    info = make_afc_study(engine, **options)  # type: ignore[arg-type]
+    app = create_app({"DATABASE_URL": db_url, "TESTING": True, "SECRET_KEY": SECRET})
+    client = app.test_client()
+    start(client, info.slug)
+    picks = iter(range(100))
+
+    def choose(trial: dict) -> dict:
+        n = next(picks)
+        return {"choice": n % 2, "confidence": n % 3 + 1, "rt_ms": 700 + n}
+
+    sent = [body for _, body in answer_all_afc(client, choose)]
+    app.extensions["fvlab_engine"].dispose()
+    return info.id, sent
+
+
+def test_2afc_rows_fill_the_appended_columns(engine: Engine, db_url: str) -> None:
+    from tests.annotate.afc_support import query_gap
+
+    study_id, sent = _afc_session(engine, db_url, reference_kinds=("synthetic", "none"),
+                                  trials=6, catch_every=3, practice=2, k=1, n_basis=3,
+                                  n_random=3, references=4, pairs=3)
+    frame = ratings_frame(engine, study_id)
+    with unit_of_work(engine) as s:
+        trials = {t.position: t for t in s.scalars(select(Trial))}
+        catch_ids = {t.catch_item_id for t in trials.values() if t.kind == "catch"}
+        stimuli = {st.id: st.direction_id for st in s.scalars(select(Stimulus))}
+        s.expunge_all()
+    assert len(frame) == 6 + 2 and len(sent) == 6 + 2 + 2  # practice rows left out
+    for row in frame.to_dict("records"):
+        trial = trials[row["trial_position"]]
+        body = sent[row["trial_position"]]
+        assert (row["task"], row["reference"], row["choice"], row["confidence"], row["rt_ms"]) == (
+            "2afc", trial.reference, body["choice"], body["confidence"], body["rt_ms"])
+        assert row["correct"] == int(body["choice"] == trial.max_position)
+        assert pd.isna(row["interpretable"]) and pd.isna(row["label"])
+        if trial.kind == "stimulus":
+            assert row["condition"] in ("basis", "random") and pd.isna(row["catch_item_id"])
+            assert row["stimulus_id"] == trial.stimulus_id
+            assert row["direction_id"] == stimuli[trial.stimulus_id]
+            assert row["query_gap"] == pytest.approx(query_gap(trial.query_task, 4))
+        else:  # a 2-AFC catch row is shaped as every catch row: a catch item, no stimulus
+            assert row["condition"] == "catch_positive" and row["catch_item_id"] in catch_ids
+            for column in ("stimulus_id", "direction_id", "job_id", "model", "layer",
+                           "channel", "query_gap"):
+                assert pd.isna(row[column]), column
+    catch = [sent[p]["choice"] == t.max_position for p, t in trials.items() if t.kind == "catch"]
+    [session] = sessions_frame(engine, study_id).to_dict("records")
+    assert (session["n_catch"], session["catch_score"]) == (2, sum(catch) / 2)
+
+
+def test_2afc_query_gap_is_empty_without_an_activation_sd(engine: Engine, db_url: str) -> None:
+    study_id, _ = _afc_session(engine, db_url, trials=2, catch_every=0, practice=0, k=1,
+                               n_basis=1, n_random=1, activation_sd=None)
+    frame = ratings_frame(engine, study_id)
+    assert len(frame) == 2 and frame["query_gap"].isna().all()
+    assert frame["correct"].notna().all()

@@ -28,7 +28,7 @@ from service.store.models import (
     Trial,
 )
 from service.store.tokens import new_token
-from service.studies.progress import contact_sheet, stimulus_png, study_progress
+from service.studies.progress import contact_sheet, list_studies, stimulus_png, study_progress
 from service.studies.study import (
     DEFAULT_QUESTION,
     StudyError,
@@ -38,7 +38,6 @@ from service.studies.study import (
     create_study,
     effective_redirect,
     get_study,
-    list_studies,
     open_study,
 )
 
@@ -273,7 +272,7 @@ def test_cli_create_open_close_list(engine: Engine, db_url: str,
     assert runner.invoke(fvlab, ["study", "open", "1"]).output == "study 1 is open\n"
     assert get_study(engine, 1).status == "open"
     listed = runner.invoke(fvlab, ["study", "list"]).output
-    assert re.search(rf"1\s+open\s+0/24\s+{study.slug}\s+Pictures", listed), listed
+    assert re.search(rf"1\s+open\s+rating\s+0/24\s+{study.slug}\s+Pictures", listed), listed
     assert runner.invoke(fvlab, ["study", "close", "1"]).output == "study 1 is closed\n"
     assert get_study(engine, 1).status == "closed"
 

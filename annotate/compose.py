@@ -1,0 +1,95 @@
+"""A 2-AFC trial's pictures as two PNGs: both reference grids in one, both queries in the other.
+
+The page shows each PNG twice, one half per place (CSS `object-position`), so a trial costs two
+image requests whatever K is. Grids are square (⌈√K⌉ cells a side, spare cells blank) so that
+each half is square too. Every picture is made with the store's encoder
+(`service.store.images.encode_png`), so its bytes hold pixels and nothing else, and composed
+pictures are kept per process by what they show (`ComposedCache`), not per trial: the many
+trials of one direction share one reference picture.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from PIL import Image as PILImage
+
+from service.store.images import encode_png
+
+REFERENCE_CELL = 96  # px a reference takes in its grid
+GUTTER = 2  # px of blank around each reference, so neighbours read as separate pictures
+QUERY_CELL = 160  # px a query takes
+BLANK = (238, 238, 238)  # a grid's spare cells, the page's panel colour
+CACHE_BYTES = 64 * 1024 * 1024  # composed PNGs kept per process
+
+
+def _cell(pixels: np.ndarray, side: int) -> np.ndarray:
+    image = PILImage.fromarray(np.asarray(pixels, dtype=np.uint8)).convert("RGB")
+    if image.size != (side, side):
+        image = image.resize((side, side), PILImage.Resampling.LANCZOS)
+    return np.asarray(image)
+
+
+def grid_side(count: int) -> int:
+    """Cells a side of a square grid holding `count` images."""
+    return max(1, math.ceil(math.sqrt(count)))
+
+
+def _grid(images: Sequence[np.ndarray], side: int) -> np.ndarray:
+    canvas = np.empty((side * REFERENCE_CELL, side * REFERENCE_CELL, 3), dtype=np.uint8)
+    canvas[:] = BLANK
+    inner = REFERENCE_CELL - 2 * GUTTER
+    for index, pixels in enumerate(images):
+        row, col = divmod(index, side)
+        top, left = row * REFERENCE_CELL + GUTTER, col * REFERENCE_CELL + GUTTER
+        canvas[top:top + inner, left:left + inner] = _cell(pixels, inner)
+    return canvas
+
+
+def references_png(min_images: Sequence[np.ndarray], max_images: Sequence[np.ndarray]) -> bytes:
+    """The min references' grid (left half) beside the max references' grid (right half)."""
+    side = grid_side(max(len(min_images), len(max_images)))
+    return encode_png(np.hstack([_grid(min_images, side), _grid(max_images, side)])).png
+
+
+def queries_png(first: np.ndarray, second: np.ndarray) -> bytes:
+    """The two queries side by side, as shown: position 0 left, position 1 right."""
+    return encode_png(np.hstack([_cell(first, QUERY_CELL), _cell(second, QUERY_CELL)])).png
+
+
+def decode(png: bytes) -> np.ndarray:
+    """A store PNG (trusted: the store wrote it) as uint8 RGB pixels."""
+    with PILImage.open(io.BytesIO(png)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+class ComposedCache:
+    """Composed PNGs by what they show, least recently used dropped beyond `limit` bytes;
+    safe to share between a process' threads."""
+
+    def __init__(self, limit: int = CACHE_BYTES) -> None:
+        self.limit = limit
+        self._kept: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[object, ...], make: Callable[[], bytes]) -> bytes:
+        with self._lock:
+            found = self._kept.get(key)
+            if found is not None:
+                self._kept.move_to_end(key)
+                return found
+        made = make()  # outside the lock: composing takes milliseconds
+        with self._lock:
+            if key not in self._kept:
+                self._kept[key] = made
+                self._bytes += len(made)
+            while self._bytes > self.limit and len(self._kept) > 1:
+                _, dropped = self._kept.popitem(last=False)
+                self._bytes -= len(dropped)
+        return made

@@ -1,0 +1,140 @@
+"""What a session start hands out: the study's items, read before the study's lock is taken,
+and the new session's trials, planned under it from every item's current load.
+
+A rating study's items are its images; a 2-AFC study's are its directions (named by their first
+max render) crossed with its reference kinds. The plans themselves are pure functions
+(`annotate.trial_plan`, `annotate.afc_plan`); this module feeds them from the database.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from annotate.afc_plan import AfcCandidate, AfcStudy, plan_afc_session
+from annotate.reservations import Item, item_loads, pair_loads
+from annotate.trial_plan import Candidate, CatchChoice, PlannedTrial, plan_session
+from service.store.models import (
+    CatchItem,
+    Direction,
+    DirectionKind,
+    Image,
+    Stimulus,
+    Study,
+    StudyStimulus,
+    StudyTask,
+)
+from service.studies.afc_items import Shape, shapes
+from service.studies.catch import (
+    catch_items,
+    catch_pool_complete,
+    ensure_catch_items,
+    ensure_reference_check,
+)
+
+
+@dataclass(frozen=True)
+class StudyItems:
+    """A study's items as no other start changes them."""
+
+    stimuli: list[tuple[int, str]]  # (stimulus id, condition) of the study, in id order
+    stimulus_size: int | None
+    catch_pool: list[CatchChoice]  # empty when some catch item is still to be made
+    reference_kinds: tuple[str, ...] = ()  # 2afc only: then the fields below are set too
+    shapes: dict[int, Shape] = field(default_factory=dict)  # stimulus id → its direction's
+    check_item_id: int | None = None  # the reference check; None: no catch trials
+
+
+def stimulus_size(db: Session, study_id: int) -> int | None:
+    """The side of the study's stimuli (the most common one), which catch items must match."""
+    row = db.execute(
+        select(Image.width, func.count())
+        .join(Stimulus, Stimulus.image_sha256 == Image.sha256)
+        .join(StudyStimulus, StudyStimulus.stimulus_id == Stimulus.id)
+        .where(StudyStimulus.study_id == study_id)
+        .group_by(Image.width)
+        .order_by(func.count().desc(), Image.width)
+        .limit(1)
+    ).first()
+    return None if row is None else int(row[0])
+
+
+def _choices(items: list[CatchItem]) -> list[CatchChoice]:
+    return [CatchChoice(item.id, item.kind) for item in items]  # type: ignore[arg-type]
+
+
+def read_items(db: Session, study: Study) -> StudyItems:
+    """The study's items and what planning needs of them (catch pool, directions' shapes)."""
+    stimuli = [(int(sid), str(kind)) for sid, kind in db.execute(
+        select(Stimulus.id, Direction.kind)
+        .join(StudyStimulus, StudyStimulus.stimulus_id == Stimulus.id)
+        .join(Direction, Stimulus.direction_id == Direction.id)
+        .where(StudyStimulus.study_id == study.id)
+        .order_by(Stimulus.id)
+    )]
+    if study.task == StudyTask.TWO_AFC:
+        named = dict(db.execute(select(Stimulus.id, Stimulus.direction_id).where(
+            Stimulus.id.in_([sid for sid, _ in stimuli]))).all())
+        counts = shapes(db, named.values())
+        return StudyItems(
+            stimuli=stimuli, stimulus_size=None, catch_pool=[],
+            reference_kinds=tuple(study.reference_kinds or ()),
+            shapes={sid: counts[did] for sid, did in named.items()},
+            check_item_id=ensure_reference_check(db) if study.catch_every else None)
+    size = stimulus_size(db, study.id)
+    pool = [] if size is None else catch_items(db, size)
+    return StudyItems(stimuli=stimuli, stimulus_size=size,
+                      catch_pool=_choices(pool) if catch_pool_complete(pool) else [])
+
+
+def _candidates(items: StudyItems, loads: dict[Item, tuple[int, int]],
+                seen: set[int], k: int) -> list[Candidate]:
+    candidates = []
+    for stimulus_id, condition in items.stimuli:
+        done, reserved = loads.get((stimulus_id, None), (0, 0))
+        if stimulus_id in seen or done + reserved >= k:
+            continue
+        candidates.append(Candidate(stimulus_id, DirectionKind(condition), done + reserved))
+    return candidates
+
+
+def _afc_candidates(items: StudyItems, loads: dict[Item, tuple[int, int]],
+                    seen: set[int], k: int) -> list[AfcCandidate]:
+    candidates = []
+    for stimulus_id, condition in items.stimuli:
+        if stimulus_id in seen:
+            continue
+        for reference in items.reference_kinds:
+            done, reserved = loads.get((stimulus_id, reference), (0, 0))
+            if done + reserved < k:
+                candidates.append(AfcCandidate(stimulus_id, condition, reference,
+                                               done + reserved))
+    return candidates
+
+
+def plan_trials(db: Session, study: Study, items: StudyItems, seen: set[int], now: datetime,
+                rng: random.Random) -> list[PlannedTrial]:
+    """Under the study's lock: the new session's trials from every item's current load, none
+    of an item in `seen` (what this person was shown before); empty when nothing is left."""
+    loads = item_loads(db, study.id, now)
+    if study.task == StudyTask.TWO_AFC:
+        afc = _afc_candidates(items, loads, seen, study.ratings_per_item)
+        if not afc:
+            return []
+        spare = [sid for sid, _ in items.stimuli if sid not in seen]
+        terms = AfcStudy(items.reference_kinds, items.shapes, items.check_item_id)
+        return plan_afc_session(afc, terms, pair_loads(db, study.id, now), spare,
+                                study.trials_per_session, study.catch_every,
+                                study.practice_count, rng)
+    candidates = _candidates(items, loads, seen, study.ratings_per_item)
+    if not candidates:
+        return []
+    pool = items.catch_pool
+    if not pool and items.stimulus_size is not None:  # made once, under the lock
+        pool = _choices(ensure_catch_items(db, items.stimulus_size))
+    return plan_session(candidates, study.trials_per_session, study.catch_every,
+                        study.practice_count, pool, rng)
