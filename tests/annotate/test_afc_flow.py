@@ -237,3 +237,30 @@ def test_racing_duplicate_answers_store_one(postgres_url: str) -> None:
     assert _ratings(engine) == 1
     app.extensions["fvlab_engine"].dispose()
     engine.dispose()
+
+
+def test_a_2afc_session_resumes_where_it_stopped(app: Flask, engine: Engine) -> None:
+    info = make_afc_study(engine, trials=4, catch_every=0, practice=1, n_basis=2, n_random=2)
+    query = "?PROLIFIC_PID=p-back&STUDY_ID=s&SESSION_ID=sub1"
+    first = app.test_client()
+    start(first, info.slug, query)
+    answered = answer_all_afc_steps(first, 2)
+    other = app.test_client()  # another browser, the same Prolific submission
+    assert other.get(f"/study/{info.slug}{query}").status_code == 302
+    assert other.get(f"/study/{info.slug}/trials").status_code == 200
+    state = other.get("/api/v1/session").get_json()
+    assert (state["phase"], state["trials"]["done"]) == ("trials", 1)
+    upcoming = other.get("/api/v1/trials?limit=2").get_json()["trials"]
+    assert upcoming[0]["token"] not in answered and len(upcoming) == 2
+    assert answer_all_afc(other) and _ratings(engine) == 1 + 4
+
+
+def answer_all_afc_steps(client: FlaskClient, steps: int) -> set[str]:
+    """Answer the first `steps` trials; returns their tokens."""
+    tokens = set()
+    for _ in range(steps):
+        trial = client.get("/api/v1/trials?limit=1").get_json()["trials"][0]
+        assert client.post(trial["answer"], json={"choice": 1, "confidence": 1,
+                                                  "rt_ms": 600}).status_code == 201
+        tokens.add(trial["token"])
+    return tokens
