@@ -35,6 +35,7 @@ from annotate.assign import (
 from annotate.current import current_session, remember
 from annotate.database import get_db, get_engine
 from annotate.reservations import DEFAULT_RESERVATION, FIRST_ANSWER_RESERVATION
+from annotate.study_items import has_room
 from service.store.db import unit_of_work, utcnow
 from service.store.models import (
     AnnotationSession,
@@ -177,6 +178,9 @@ def enter(slug: str) -> WerkzeugResponse | tuple[str, int] | str:
             return redirect(_step_url(existing))
     if study.status != StudyStatus.OPEN:
         return message("closed")
+    with unit_of_work(get_engine()) as db:
+        if not has_room(db, study, utcnow()):
+            return message("full")
     hidden = {name: request.args[name] for name in ENTRY_PARAMS if request.args.get(name)}
     return render_template("study/consent.html", study=study, hidden=hidden)
 

@@ -116,6 +116,16 @@ def _afc_candidates(items: StudyItems, loads: dict[Item, tuple[int, int]],
     return candidates
 
 
+def has_room(db: Session, study: Study, now: datetime) -> bool:
+    """Whether a newcomer would get any item now: the consent page says "full" up front
+    instead of after the person has agreed. Read-only; a start still decides under the lock."""
+    items = read_items(db, study)
+    loads = item_loads(db, study.id, now)
+    if study.task == StudyTask.TWO_AFC:
+        return bool(_afc_candidates(items, loads, set(), study.ratings_per_item))
+    return bool(_candidates(items, loads, set(), study.ratings_per_item))
+
+
 def plan_trials(db: Session, study: Study, items: StudyItems, seen: set[int], now: datetime,
                 rng: random.Random) -> list[PlannedTrial]:
     """Under the study's lock: the new session's trials from every item's current load, none

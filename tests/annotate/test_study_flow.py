@@ -98,7 +98,9 @@ def test_closed_draft_unknown_and_full_studies(client: FlaskClient, engine: Engi
     full = make_study(engine, n_basis=1, n_random=1, k=1, trials=2)
     start(client, full.slug)
     second = client.application.test_client()
-    second.get(f"/study/{full.slug}")
+    before_consent = second.get(f"/study/{full.slug}")
+    assert before_consent.status_code == 410 and "full" in before_consent.text
+    assert "consent" not in before_consent.text.lower()
     refused = second.post(f"/study/{full.slug}/start", data={"consent": "yes"})
     assert refused.status_code == 410 and "full" in refused.text
 
