@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
@@ -110,9 +110,9 @@ _TRIAL_ROWS = (  # built once: the hot path only binds the token
     .outerjoin(Rating, Rating.trial_id == Trial.id)
     .where(AnnotationSession.token == bindparam("session_token"))
 )
-_TRIALS = Trial.__table__
-_SESSIONS = AnnotationSession.__table__
-_INSERT_RATING = Rating.__table__.insert()
+_TRIALS = cast(Table, Trial.__table__)  # a mapped class's table is a Table; the stubs say less
+_SESSIONS = cast(Table, AnnotationSession.__table__)
+_INSERT_RATING = cast(Table, Rating.__table__).insert()
 _MARK_ANSWERED = (_TRIALS.update().where(_TRIALS.c.id == bindparam("trial"))
                   .values(answered_at=bindparam("moment")))
 _MARK_SHOWN = (  # the first report counts; matched on the trial's and the session's token

@@ -295,7 +295,7 @@ def _handoff(session: AnnotationSession) -> tuple[str | None, str | None]:
 
 
 @bp.get("/<slug>/done")
-def done(slug: str) -> WerkzeugResponse | str:
+def done(slug: str) -> WerkzeugResponse | tuple[str, int] | str:
     session = _own_session(slug)
     if session is None:
         return redirect(url_for("study.enter", slug=slug))
