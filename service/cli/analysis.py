@@ -162,15 +162,14 @@ def _study_sessions(engine: Engine, study_id: int) -> pd.DataFrame:
               help="Floor for 'random directions are often interpretable' (rating task).")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True), default=0.05,
               show_default=True)
-@click.option("--machine", "annotators", flag_value="machine",
-              help="Analyse only the machine annotator's answers.")
-@click.option("--all", "annotators", flag_value="all",
+@click.option("--machine", is_flag=True, help="Analyse only the machine annotator's answers.")
+@click.option("--all", "everyone", is_flag=True,
               help="Analyse everyone's answers, people's and the machine annotator's.")
 @_exclusions
 @pass_cli
 def analyze(cli: CliContext, ratings: Path | None, study_id: int | None,
             sessions: Path | None, output: Path, n_boot: int, n_perm: int, two_way: bool,
-            seed: int, min_rate: float, alpha: float, annotators: str | None,
+            seed: int, min_rate: float, alpha: float, machine: bool, everyone: bool,
             max_catch_fail: float | None, min_rt_ms: int, max_fast_share: float) -> None:
     """Analyse ratings (exactly one of --ratings FILE or --study ID): results.json, report.html
     and figures/ in OUTPUT. People's answers only, unless --machine or --all."""
@@ -182,6 +181,9 @@ def analyze(cli: CliContext, ratings: Path | None, study_id: int | None,
 
     if (ratings is None) == (study_id is None):
         raise click.UsageError("give exactly one of --ratings FILE or --study ID")
+    if machine and everyone:
+        raise click.UsageError("give at most one of --machine or --all")
+    annotators = "machine" if machine else "all" if everyone else "human"
     engine = None
     try:
         times = read_sessions(sessions) if sessions is not None else None
@@ -205,7 +207,7 @@ def analyze(cli: CliContext, ratings: Path | None, study_id: int | None,
             times = None
         config = AnalysisConfig(
             options=Options(n_boot=n_boot, n_perm=n_perm, seed=seed, two_way=two_way),
-            rule=rule, min_rate=min_rate, alpha=alpha, annotators=annotators or "human")
+            rule=rule, min_rate=min_rate, alpha=alpha, annotators=annotators)
         result = run_analysis(frame, config, log=lambda line: click.echo(line, err=True),
                               sessions=times)
     except (RatingsError, ValueError) as exc:

@@ -89,6 +89,9 @@ def test_simulate_then_analyze_2afc_with_sessions(tmp_path: Path) -> None:
     assert "task 2afc; annotators analysed: human" in result.output
     machine = runner.invoke(fvlab, ["analyze", *common, "-o", str(tmp_path / "m"), "--machine"])
     assert machine.exit_code != 0 and "no machine annotators' answers" in machine.output
+    both = runner.invoke(fvlab, ["analyze", *common, "-o", str(tmp_path / "b"), "--all",
+                                 "--machine"])
+    assert both.exit_code != 0 and "at most one of --machine or --all" in both.output
     everyone = runner.invoke(fvlab, ["analyze", *common, "-o", str(tmp_path / "a"), "--all"])
     assert everyone.exit_code == 0, everyone.output
     assert json.loads((tmp_path / "a" / "results.json").read_text())["annotators"] == "all"
