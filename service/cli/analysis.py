@@ -195,8 +195,6 @@ def analyze(cli: CliContext, ratings: Path | None, study_id: int | None,
             engine = cli.engine()
             try:
                 frame = validate(ratings_frame(engine, study_id))
-                if times is None:
-                    times = _study_sessions(engine, study_id)  # type: ignore[arg-type]
             except ExportError as exc:
                 raise RatingsError(str(exc)) from exc
         task = task_of(frame)
@@ -205,6 +203,8 @@ def analyze(cli: CliContext, ratings: Path | None, study_id: int | None,
             click.echo("the rating task's exclusion rules use no session times; the sessions "
                        "were not used", err=True)
             times = None
+        elif times is None and engine is not None and rule.time_rules():
+            times = _study_sessions(engine, study_id)  # type: ignore[arg-type]
         config = AnalysisConfig(
             options=Options(n_boot=n_boot, n_perm=n_perm, seed=seed, two_way=two_way),
             rule=rule, min_rate=min_rate, alpha=alpha, annotators=annotators)
