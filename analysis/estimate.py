@@ -18,7 +18,7 @@ None with a note saying why, never as NaN.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -68,8 +68,8 @@ class Estimates:
     difference: Difference
     confidence: Confidence
     per_layer: list[LayerEstimate]
-    notes: list[str] = field(default_factory=list)
-    items: pd.DataFrame | None = field(default=None, repr=False)  # its `item_table`
+    notes: list[str]
+    items: pd.DataFrame = field(repr=False)  # its `item_table`
 
 
 def item_table(ratings: pd.DataFrame) -> pd.DataFrame:
@@ -104,7 +104,8 @@ def _stratum_draws(
     items: pd.DataFrame, ratings: pd.DataFrame, options: Options
 ) -> dict[tuple[str, str], Draws]:
     """Bootstrap sums for each (condition, layer) stratum, each from its own random stream."""
-    keys = list(items.groupby(["condition", "layer"], sort=True).groups)
+    groups = items.groupby(["condition", "layer"], sort=True).groups
+    keys = cast(list[tuple[str, str]], list(groups))  # grouped by two columns: pairs
     streams = np.random.SeedSequence(options.seed).spawn(len(keys) + 1)
     weights = None
     annotators = np.unique(ratings["annotator_id"].to_numpy(dtype=np.int64))
@@ -143,7 +144,8 @@ def _by_annotator(
 
 
 def _combine(draws: list[Draws]) -> Draws:
-    return Draws(sum(d.point for d in draws), sum(d.boot for d in draws),
+    first, rest = draws[0], draws[1:]
+    return Draws(sum((d.point for d in rest), first.point), sum((d.boot for d in rest), first.boot),
                  sum(d.n_items for d in draws))
 
 

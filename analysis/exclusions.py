@@ -26,6 +26,7 @@ analysis applies.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -166,7 +167,8 @@ class Exclusions:
         wrong (more than 40%)"."""
         if self.evidence is None:
             return ", ".join(self.broken(annotator_id))
-        e, rule = self.evidence.loc[annotator_id], self.rule
+        e = cast(pd.Series, self.evidence.loc[annotator_id])  # one row: ids are unique
+        rule = self.rule
         said = {
             "catch": f"{int(e['n_wrong'])} of {int(e['n_catch'])} catch trials wrong (more than "
                      f"{rule.max_catch_fail:.0%})",

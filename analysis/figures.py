@@ -97,7 +97,7 @@ def stimulus_distribution(items: pd.DataFrame, path: Path, task: str = "rating")
     for name in STIMULUS_CONDITIONS:
         rows = items[items["condition"] == name]
         if len(rows):
-            ax.hist(rows["yes"] / rows["n"], bins=bins, alpha=0.5, label=name,
+            ax.hist(rows["yes"] / rows["n"], bins=bins.tolist(), alpha=0.5, label=name,
                     color=CONDITION_COLORS[name], density=True)
     afc = task == AFC
     ax.set_xlabel("per-direction accuracy, synthetic references" if afc

@@ -111,7 +111,7 @@ def _categorical(raw: pd.Series) -> pd.Categorical:
     codes, uniques = pd.factorize(raw, use_na_sentinel=True)
     stripped = pd.Series(uniques, dtype="object").map(lambda v: str(v).strip())
     categories = pd.unique(stripped[stripped != ""])
-    lookup = pd.Index(categories).get_indexer(stripped)  # -1 for the empty ones
+    lookup = pd.Index(categories).get_indexer(pd.Index(stripped))  # -1 for the empty ones
     new_codes = np.where(codes >= 0, lookup[np.maximum(codes, 0)] if len(lookup) else -1, -1)
     return pd.Categorical.from_codes(new_codes, categories=pd.Index(categories, dtype="object"))
 
@@ -140,7 +140,8 @@ def validate(frame: pd.DataFrame) -> pd.DataFrame:
         elif column in FLOAT_COLUMNS:
             out[column] = _decimals(frame, raw, column)
         elif column == "created_at":
-            out[column] = raw.astype("string").str.strip().replace("", pd.NA)
+            text = raw.astype("string").str.strip()
+            out[column] = text.mask(text == "")
         else:
             out[column] = _categorical(raw)
     for column in _REQUIRED_EVERYWHERE:

@@ -181,7 +181,7 @@ def simulate(spec: CrowdSpec) -> tuple[pd.DataFrame, Truth]:
     stim_ix = np.where(is_stim, stim_id - 1, 0)
     on_topic = rng.random(n_rows) < np.concatenate([p_yes, np.zeros(n_catch_trials)])
     word = np.where(on_topic, concept[stim_ix], rng.integers(0, len(VOCABULARY), size=n_rows))
-    labels = np.where(wants_label, np.array(VOCABULARY, dtype=object)[word], None)
+    labels = np.where(wants_label, np.array(VOCABULARY, dtype=object)[word], None)  # type: ignore[call-overload]  # numpy's stubs refuse None as a fill value; object arrays take it
 
     frame = pd.DataFrame({
         "rating_id": np.arange(1, n_rows + 1),
@@ -194,8 +194,9 @@ def simulate(spec: CrowdSpec) -> tuple[pd.DataFrame, Truth]:
                              ~is_stim),
         "direction_id": ids(stim_id, is_stim),
         "job_id": ids(np.ones(n_rows, int), is_stim),
-        "model": pd.array(np.where(is_stim, "simulated", None), dtype="string"),
-        "layer": pd.array(np.where(is_stim, layer_names[layer_of[stim_ix]], None),
+        "model": pd.array(np.where(is_stim, "simulated", None),  # type: ignore[call-overload]  # None fill: see labels
+                          dtype="string"),
+        "layer": pd.array(np.where(is_stim, layer_names[layer_of[stim_ix]], None),  # type: ignore[call-overload]  # None fill: see labels
                           dtype="string"),
         "condition": pd.array(condition, dtype="string"),
         "channel": ids(channel[stim_ix], is_stim & (condition == Condition.BASIS.value)),

@@ -19,7 +19,8 @@ import pytest
 README = Path(__file__).resolve().parents[2] / "README.md"
 TINY = {
     "--basis 8 --random 8 --steps 256": "--basis 2 --random 2 --steps 2 --size 32",
-    "fvlab simulate -o simulated.csv": "fvlab simulate -o simulated.csv --stimuli 40 --annotators 8",
+    "fvlab simulate -o simulated.csv": "fvlab simulate -o simulated.csv --stimuli 40 "
+                                       "--annotators 8",
     "--ratings simulated.csv -o out/": "--ratings simulated.csv -o out/ --bootstrap 100 "
                                        "--permutations 100",
     "--p-basis 0.55 --p-random 0.45": "--p-basis 0.55 --p-random 0.45 --studies 2 "
