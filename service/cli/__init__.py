@@ -8,11 +8,13 @@ inside each command so that `fvlab --help` is fast.
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
 
 import click
 
-from service.cli.context import CliContext
+from service.cli.context import CliContext, teardown_skipped
 from service.config import ConfigError, read_settings
 
 # verb → "module:command" under service.cli. A verb's module is imported only when the verb runs
@@ -66,3 +68,11 @@ def main() -> None:
     except ConfigError as exc:  # a setting first read deep inside a command
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
+    except SystemExit as exc:
+        if not teardown_skipped():
+            raise
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)

@@ -58,3 +58,20 @@ class CliContext:
 
 pass_cli = click.make_pass_decorator(CliContext)
 
+_skip_teardown = False
+
+
+def skip_teardown() -> None:
+    """Let `fvlab` end this process without the interpreter's teardown once the verb returns.
+
+    For the worker: everything it did is committed when it returns, and tearing down torch and
+    Lightning takes seconds on a busy machine, seconds that Ctrl-C should not have to wait for.
+    Only the console entry point acts on it, so a verb run in-process (tests) is unaffected.
+    """
+    global _skip_teardown
+    _skip_teardown = True
+
+
+def teardown_skipped() -> bool:
+    return _skip_teardown
+

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from service.cli.context import CliContext, pass_cli
+from service.cli.context import CliContext, pass_cli, skip_teardown
 from service.featurevis.kinds import Objective, RandomKind
 
 if TYPE_CHECKING:
@@ -169,6 +169,7 @@ def worker(
             max_attempts=max_attempts, max_idle_seconds=max_idle_seconds,
             weights_dir=cli.weights_dir,
         )
+        skip_teardown()
         run(config)
     except (ValueError, RuntimeError) as exc:  # e.g. --accelerator gpu on a machine without one
         raise click.ClickException(str(exc)) from exc
