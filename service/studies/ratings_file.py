@@ -50,7 +50,10 @@ APPENDED_COLUMNS: tuple[str, ...] = (  # after created_at; a file without them i
     "server_rt_ms",
 )
 RATINGS_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + APPENDED_COLUMNS
+# The values of the `task` and `reference` columns. The store's StudyTask and ReferenceKind hold
+# the same values (a test keeps them equal); this module cannot import the ORM to share them.
 TASKS: tuple[str, ...] = ("rating", "2afc")
+REFERENCES: tuple[str, ...] = ("synthetic", "natural", "none")
 
 
 class Condition(StrEnum):

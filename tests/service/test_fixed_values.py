@@ -16,7 +16,9 @@ from service.studies.progress import study_progress
 from service.studies.ratings_file import (
     CATCH_CONDITIONS,
     CONDITIONS,
+    REFERENCES,
     STIMULUS_CONDITIONS,
+    TASKS,
     Condition,
     catch_condition,
     expected_answer,
@@ -79,6 +81,11 @@ def test_conditions_are_the_direction_kinds_and_the_catch_kinds() -> None:
     assert {catch_condition(kind) for kind in models.CatchKind} == set(CATCH_CONDITIONS)
     assert CONDITIONS == tuple(c.value for c in Condition)
     assert set(CONDITIONS) == set(STIMULUS_CONDITIONS) | set(CATCH_CONDITIONS)
+
+
+def test_the_ratings_file_names_the_study_tasks_and_reference_kinds() -> None:
+    assert TASKS == tuple(t.value for t in models.StudyTask)
+    assert REFERENCES == tuple(r.value for r in models.ReferenceKind)
 
 
 def test_expected_answer_is_yes_to_a_photo_and_no_to_noise() -> None:
