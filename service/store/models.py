@@ -108,6 +108,7 @@ class AnnotatorSource(StrEnum):
     MTURK = "mturk"
     ANONYMOUS = "anonymous"
     LAB = "lab"
+    MACHINE = "machine"  # `fvlab machine rate`; never counts towards the k people fill
 
 
 class TrialKind(StrEnum):
@@ -444,6 +445,8 @@ class Study(Base):
         CheckConstraint(_in("task", StudyTask), name="task"),
         CheckConstraint(f"(task = '{StudyTask.TWO_AFC}') = (reference_kinds IS NOT NULL)",
                         name="reference_kinds_for_2afc"),
+        CheckConstraint("machine_lapse IS NULL OR machine_lapse BETWEEN 0 AND 1",
+                        name="machine_lapse"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -454,6 +457,8 @@ class Study(Base):
     reference_kinds: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     # the machine annotator's α fitted to this study's human answers (None: not fitted)
     machine_alpha: Mapped[float | None] = mapped_column(Float)
+    # the lapse rate fitted with it (None: not fitted)
+    machine_lapse: Mapped[float | None] = mapped_column(Float)
     slug: Mapped[str] = mapped_column(String(100), unique=True)
     status: Mapped[str] = mapped_column(String(10), default=StudyStatus.DRAFT)
     question: Mapped[str] = mapped_column(Text)
