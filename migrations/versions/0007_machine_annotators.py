@@ -1,7 +1,8 @@
-"""machine annotators: the `machine` annotator source and the fitted lapse rate
+"""machine annotators: the `machine` annotator source, the fitted lapse rate, answers without a page time
 
 Annotators may come from `machine` (`fvlab machine rate`). Studies gain the machine
-annotator's lapse rate fitted beside its α (nullable, within [0, 1]).
+annotator's lapse rate fitted beside its α (nullable, within [0, 1]). A rating's page response
+time may be empty: the machine annotator's answers have none.
 
 Revision ID: 0007
 Revises: 0006
@@ -35,9 +36,16 @@ def upgrade() -> None:
         batch_op.create_check_constraint(op.f('ck_studies_machine_lapse'),
                                          'machine_lapse IS NULL OR machine_lapse BETWEEN 0 AND 1')
 
+    with op.batch_alter_table('ratings', schema=None) as batch_op:
+        batch_op.alter_column('rt_ms', existing_type=sa.Integer(), nullable=True)
+
 
 def downgrade() -> None:
-    """Downgrade schema (refused by the database while machine annotators exist)."""
+    """Downgrade schema (refused by the database while machine annotators or their answers
+    exist)."""
+    with op.batch_alter_table('ratings', schema=None) as batch_op:
+        batch_op.alter_column('rt_ms', existing_type=sa.Integer(), nullable=False)
+
     with op.batch_alter_table('studies', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_studies_machine_lapse'), type_='check')
         batch_op.drop_column('machine_lapse')

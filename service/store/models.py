@@ -600,7 +600,8 @@ class Rating(Base):
     correct: Mapped[bool | None] = mapped_column(Boolean)
     confidence: Mapped[int] = mapped_column(Integer)
     label: Mapped[str | None] = mapped_column(String(LABEL_MAX_CHARS))
-    rt_ms: Mapped[int] = mapped_column(Integer)
+    # the page's answer time; empty for the machine annotator, which has no page
+    rt_ms: Mapped[int | None] = mapped_column(Integer)
     # the server's own measure of the answer time, which a client cannot shorten or lengthen
     # (see annotate.api); empty for ratings stored before it was kept
     server_rt_ms: Mapped[int | None] = mapped_column(Integer)
