@@ -13,6 +13,11 @@ How long a session holds its items is the concern of `annotate.reservations`. On
 address may start only so many sessions of a study within a window (`annotate.start_limit`), so
 a script cannot fill a study by consenting in a loop.
 
+The machine annotator (`fvlab machine rate`) starts sessions here too, with the same planning
+(balance, k cap, catch trials, order), but its loads are counted apart from people's so it
+never fills the k a person needs, no start limit applies to it, and it may start sessions of a
+draft study as well as an open one, so a researcher can pilot a study before opening it.
+
 Resuming needs more than an id others can see: participant ids travel in URLs and screenshots.
 A session is resumed by the browser that holds its cookie (the routes' business), or by the
 whole credential its platform gave the person: Prolific's PROLIFIC_PID with the same SESSION_ID
@@ -52,6 +57,7 @@ from service.store.models import (
 from service.store.tokens import new_token
 
 DEFAULT_START_LIMIT = (10, 3600.0)  # new sessions of one study per client address, per seconds
+MACHINE_STATUSES = (StudyStatus.DRAFT, StudyStatus.OPEN)  # studies the machine may start in
 
 
 class StartRefused(Exception):
@@ -108,9 +114,18 @@ class _Prepared:
     items: StudyItems
 
 
+def _is_machine(identity: Identity) -> bool:
+    return identity.source == AnnotatorSource.MACHINE
+
+
+def _hidden(study: Study | None, identity: Identity) -> bool:
+    """Unknown, or a draft to anyone but the machine annotator."""
+    return study is None or (study.status == StudyStatus.DRAFT and not _is_machine(identity))
+
+
 def _prepare(db: Session, slug: str, identity: Identity) -> _Prepared:
     study = db.scalars(select(Study).where(Study.slug == slug)).first()
-    if study is None or study.status == StudyStatus.DRAFT:
+    if study is None or _hidden(study, identity):
         raise StartRefused("not_found")
     return _Prepared(_known_annotator(db, identity), read_items(db, study))
 
@@ -143,8 +158,9 @@ def _start_locked(db: Session, slug: str, identity: Identity, prepared: _Prepare
     """Under the study's lock: resume the person's session, or count every item's load and
     reserve a new session's trials. Kept to a few statements, since starts queue on this lock."""
     study = db.scalars(select(Study).where(Study.slug == slug).with_for_update()).first()
-    if study is None or study.status == StudyStatus.DRAFT:
+    if study is None or _hidden(study, identity):
         raise StartRefused("not_found")
+    machine = _is_machine(identity)
     annotator_id = prepared.annotator_id
     existing = None if annotator_id is None else db.scalars(
         select(AnnotationSession).where(
@@ -162,12 +178,13 @@ def _start_locked(db: Session, slug: str, identity: Identity, prepared: _Prepare
         # a resumed session keeps a longer lease it still has; the next answer renews it
         existing.reserved_until = max(existing.reserved_until or now, now + terms.hold)
         return existing.token
-    if study.status != StudyStatus.OPEN:
+    if study.status not in (MACHINE_STATUSES if machine else (StudyStatus.OPEN,)):
         raise StartRefused("closed")
-    if terms.client is not None and terms.limit.reached(db, study.id, terms.client, now):
+    client = None if machine else terms.client
+    if client is not None and terms.limit.reached(db, study.id, client, now):
         raise StartRefused("busy")
     seen = set() if annotator_id is None else _seen_stimuli(db, annotator_id)
-    plan = plan_trials(db, study, prepared.items, seen, now, rng)
+    plan = plan_trials(db, study, prepared.items, seen, now, rng, machine)
     if not plan:
         raise StartRefused("full")
     if annotator_id is None:
@@ -190,8 +207,8 @@ def _start_locked(db: Session, slug: str, identity: Identity, prepared: _Prepare
          "max_position": planned.max_position, "token": new_token()}
         for position, planned in enumerate(plan)
     ])
-    if terms.client is not None:
-        terms.limit.record(db, study.id, terms.client, now)
+    if client is not None:
+        terms.limit.record(db, study.id, client, now)
     return token
 
 
@@ -232,3 +249,22 @@ def start_session(engine: Engine, slug: str, identity: Identity, *,
         # The same person starting twice at once (two studies, or a double submit): the other
         # transaction inserted the annotator row first; now it is there to find.
         return attempt()
+
+
+def start_machine_session(engine: Engine, slug: str, external_id: str,
+                          rng: random.Random) -> str | None:
+    """Start a session of the study for a new machine annotator `external_id` and return its
+    token: the study's own trial plan, drawn with `rng`, from the machine's own loads; None
+    when every item already has k machine answers.
+
+    Raises:
+        StartRefused: unknown or closed study (`not_found`, `closed`), or the id already has
+            a session of it (`taken`).
+    """
+    identity = Identity(source=AnnotatorSource.MACHINE, external_id=external_id)
+    try:
+        return start_session(engine, slug, identity, rng=rng)
+    except StartRefused as refused:
+        if refused.reason == "full":
+            return None
+        raise

@@ -8,6 +8,10 @@ reservations lapse, and its items return to the pool for the next annotator.
 
 An item is a stimulus in a rating study and a (stimulus, reference kind) pair in a 2-AFC study,
 so loads are keyed by both; a rating trial's reference kind is None.
+
+People and the machine annotator (`fvlab machine rate`) are counted apart: machine answers and
+reservations never fill the k a person needs, and machine sessions are capped by k among
+machine sessions only (`machine=True`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,17 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from service.store.models import AnnotationSession, Rating, SessionStatus, Study, Trial, TrialKind
+from service.store.models import (
+    AnnotationSession,
+    Annotator,
+    AnnotatorSource,
+    Rating,
+    SessionStatus,
+    Study,
+    Trial,
+    TrialKind,
+)
+from service.studies.population import of_population
 
 DEFAULT_RESERVATION = timedelta(hours=2)  # the lease after each answer
 FIRST_ANSWER_RESERVATION = timedelta(minutes=10)  # a new session's hold until its first answer
@@ -35,33 +49,37 @@ def _open_reservation(now: datetime) -> ColumnElement[bool]:
 Item = tuple[int, str | None]  # (stimulus id, reference kind or None)
 
 
-def _loads(db: Session, study_id: int, now: datetime, *keys: Any) -> list[Any]:
-    """(keys…, completed, reserved) rows of the study's stimulus trials in use."""
+def _loads(db: Session, study_id: int, now: datetime, machine: bool, *keys: Any) -> list[Any]:
+    """(keys…, completed, reserved) rows of the study's stimulus trials in use by one
+    population (people, or the machine annotator)."""
     return list(db.execute(
         select(*keys, func.count(Rating.id), func.count(Trial.id).filter(_open_reservation(now)))
         .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
+        .join(Annotator, AnnotationSession.annotator_id == Annotator.id)
         .outerjoin(Rating, Rating.trial_id == Trial.id)
         .where(AnnotationSession.study_id == study_id, Trial.kind == TrialKind.STIMULUS)
+        .where(of_population(machine))
         .where(or_(Rating.id.is_not(None), _open_reservation(now)))
         .group_by(*keys)
     ))
 
 
-def item_loads(db: Session, study_id: int, now: datetime) -> dict[Item, tuple[int, int]]:
+def item_loads(db: Session, study_id: int, now: datetime,
+               machine: bool = False) -> dict[Item, tuple[int, int]]:
     """{(stimulus id, reference kind): (completed answers, open reservations)} for the study's
-    items in use."""
+    items in use, by people (or, with `machine`, by the machine annotator)."""
     return {(sid, reference): (int(done), int(reserved))
-            for sid, reference, done, reserved in _loads(db, study_id, now, Trial.stimulus_id,
-                                                           Trial.reference)}
+            for sid, reference, done, reserved in _loads(db, study_id, now, machine,
+                                                           Trial.stimulus_id, Trial.reference)}
 
 
-def pair_loads(db: Session, study_id: int,
-               now: datetime) -> dict[tuple[int, str], dict[int, int]]:
+def pair_loads(db: Session, study_id: int, now: datetime,
+               machine: bool = False) -> dict[tuple[int, str], dict[int, int]]:
     """{(stimulus id, reference kind): {query pair: answers + open reservations}} of a 2-AFC
-    study's items in use."""
+    study's items in use, by people (or, with `machine`, by the machine annotator)."""
     loads: dict[tuple[int, str], dict[int, int]] = {}
     for sid, reference, task, done, reserved in _loads(
-            db, study_id, now, Trial.stimulus_id, Trial.reference, Trial.query_task):
+            db, study_id, now, machine, Trial.stimulus_id, Trial.reference, Trial.query_task):
         loads.setdefault((sid, reference), {})[task] = int(done) + int(reserved)
     return loads
 
@@ -73,7 +91,7 @@ def release_taken_items(db: Session, study: Study, session: AnnotationSession,
     (A rating given on a lapsed trial is still stored: no rating is ever lost.)"""
     session.reserved_until = None
     db.flush()
-    loads = item_loads(db, study.id, now)
+    loads = item_loads(db, study.id, now, session.annotator.source == AnnotatorSource.MACHINE)
     for trial in db.scalars(
         select(Trial).outerjoin(Rating, Rating.trial_id == Trial.id)
         .where(Trial.session_id == session.id, Trial.kind == TrialKind.STIMULUS,

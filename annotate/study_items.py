@@ -4,6 +4,8 @@ and the new session's trials, planned under it from every item's current load.
 A rating study's items are its images; a 2-AFC study's are its directions (named by their first
 max render) crossed with its reference kinds. The plans themselves are pure functions
 (`annotate.trial_plan`, `annotate.afc_plan`); this module feeds them from the database.
+People and the machine annotator fill each item's k apart (`annotate.reservations`): a study
+is full only when people have filled it.
 """
 
 from __future__ import annotations
@@ -118,7 +120,8 @@ def _afc_candidates(items: StudyItems, loads: dict[Item, tuple[int, int]],
 
 def has_room(db: Session, study: Study, now: datetime) -> bool:
     """Whether a newcomer would get any item now: the consent page says "full" up front
-    instead of after the person has agreed. Read-only; a start still decides under the lock."""
+    instead of after the person has agreed. Read-only; a start still decides under the lock.
+    Only people's answers and reservations count: machine sessions never fill a study."""
     items = read_items(db, study)
     loads = item_loads(db, study.id, now)
     if study.task == StudyTask.TWO_AFC:
@@ -127,17 +130,18 @@ def has_room(db: Session, study: Study, now: datetime) -> bool:
 
 
 def plan_trials(db: Session, study: Study, items: StudyItems, seen: set[int], now: datetime,
-                rng: random.Random) -> list[PlannedTrial]:
+                rng: random.Random, machine: bool = False) -> list[PlannedTrial]:
     """Under the study's lock: the new session's trials from every item's current load, none
-    of an item in `seen` (what this person was shown before); empty when nothing is left."""
-    loads = item_loads(db, study.id, now)
+    of an item in `seen` (what this person was shown before); empty when nothing is left.
+    Loads are people's, or with `machine` the machine annotator's, never both together."""
+    loads = item_loads(db, study.id, now, machine)
     if study.task == StudyTask.TWO_AFC:
         afc = _afc_candidates(items, loads, seen, study.ratings_per_item)
         if not afc:
             return []
         spare = [sid for sid, _ in items.stimuli if sid not in seen]
         terms = AfcStudy(items.reference_kinds, items.shapes, items.check_item_id)
-        return plan_afc_session(afc, terms, pair_loads(db, study.id, now), spare,
+        return plan_afc_session(afc, terms, pair_loads(db, study.id, now, machine), spare,
                                 study.trials_per_session, study.catch_every,
                                 study.practice_count, rng)
     candidates = _candidates(items, loads, seen, study.ratings_per_item)

@@ -1,6 +1,8 @@
 """What a researcher watches while a study runs: ratings against the target, and who is careless.
 
 Progress counts only stimulus and catch trials; practice trials are training and never data.
+People's answers fill the target; the machine annotator's (`fvlab machine rate`) are counted
+apart, beside them, and never towards k; its sessions are listed with source `machine`.
 A 2-AFC study's items are its directions crossed with its reference kinds, so its progress has
 one row per condition and reference kind, and its "yes" answers are its correct ones.
 Everything here names conditions, layers and channels, so it is for the researcher console and
@@ -20,6 +22,7 @@ from service.store.db import seconds_between, unit_of_work
 from service.store.models import (
     AnnotationSession,
     Annotator,
+    AnnotatorSource,
     CatchItem,
     Direction,
     Image,
@@ -34,6 +37,7 @@ from service.store.models import (
     TrialKind,
 )
 from service.studies.export import catch_answered
+from service.studies.population import of_population
 from service.studies.ratings_file import STIMULUS_CONDITIONS
 from service.studies.study import StudyError
 
@@ -49,6 +53,7 @@ class ConditionProgress:
     needed: int
     complete: int
     reference: str | None = None
+    machine: int = 0  # the machine annotator's answers, apart from `collected` (people's)
 
     @property
     def percent(self) -> float:
@@ -73,6 +78,10 @@ class AnnotatorProgress:
     catch_failed: int
 
     @property
+    def machine(self) -> bool:
+        return self.source == AnnotatorSource.MACHINE
+
+    @property
     def catch_failure_rate(self) -> float | None:
         return self.catch_failed / self.catch_answered if self.catch_answered else None
 
@@ -87,12 +96,20 @@ class StudyProgress:
 
     @property
     def completed_sessions(self) -> int:
-        return sum(1 for a in self.annotators if a.status == SessionStatus.COMPLETED)
+        """People's completed sessions (the machine's are `machine_sessions`)."""
+        return sum(1 for a in self.annotators
+                   if a.status == SessionStatus.COMPLETED and not a.machine)
+
+    @property
+    def machine_sessions(self) -> int:
+        return sum(1 for a in self.annotators if a.machine)
 
     @property
     def median_completion_seconds(self) -> float | None:
+        """Of people's completed sessions (a machine session takes no time worth knowing)."""
         times = [a.total_seconds for a in self.annotators
-                 if a.status == SessionStatus.COMPLETED and a.total_seconds is not None]
+                 if a.status == SessionStatus.COMPLETED and a.total_seconds is not None
+                 and not a.machine]
         return statistics.median(times) if times else None
 
 
@@ -110,6 +127,7 @@ class StudySummary:
     created_at: datetime
     task: str = StudyTask.RATING
     reference_kinds: tuple[str, ...] = ()
+    machine_ratings: int = 0  # the machine annotator's answers, apart from `ratings` (people's)
 
     @property
     def needed(self) -> int:
@@ -131,13 +149,15 @@ class SheetItem:
     yes: int  # yes answers; correct answers in a 2-AFC study
 
 
-def ratings_per_study(db: Session) -> dict[int, int]:
-    """{study id: stimulus ratings collected} (catch and practice trials left out)."""
+def ratings_per_study(db: Session, machine: bool = False) -> dict[int, int]:
+    """{study id: stimulus ratings collected} from people (or, with `machine`, from the
+    machine annotator); catch and practice trials left out."""
     rows = db.execute(
         select(AnnotationSession.study_id, func.count(Rating.id))
+        .join(Annotator, AnnotationSession.annotator_id == Annotator.id)
         .join(Trial, Trial.session_id == AnnotationSession.id)
         .join(Rating, Rating.trial_id == Trial.id)
-        .where(Trial.kind == TrialKind.STIMULUS)
+        .where(Trial.kind == TrialKind.STIMULUS, of_population(machine))
         .group_by(AnnotationSession.study_id)
     ).all()
     return {int(study_id): int(count) for study_id, count in rows}
@@ -152,34 +172,40 @@ def list_studies(engine: Engine) -> list[StudySummary]:
             ).all()
         )
         ratings = ratings_per_study(db)
+        machine = ratings_per_study(db, machine=True)
         return [
             StudySummary(
                 id=study.id, name=study.name, slug=study.slug, status=study.status,
                 stimuli=int(counts.get(study.id, 0)), ratings_per_item=study.ratings_per_item,
                 ratings=ratings.get(study.id, 0), created_at=study.created_at, task=study.task,
                 reference_kinds=tuple(study.reference_kinds or ()),
+                machine_ratings=machine.get(study.id, 0),
             )
             for study in db.scalars(select(Study).order_by(Study.id.desc()))
         ]
 
 
-def _per_item(db: Session, study_id: int) -> dict[tuple[int, str | None], tuple[int, int]]:
+def _per_item(db: Session, study_id: int,
+              machine: bool = False) -> dict[tuple[int, str | None], tuple[int, int]]:
     """{(stimulus id, reference kind or None): (answers, yes or correct answers)} of the
-    study's stimulus trials."""
+    study's stimulus trials, people's (or, with `machine`, the machine annotator's)."""
     positive = or_(Rating.interpretable.is_(True), Rating.correct.is_(True))
     rows = db.execute(
         select(Trial.stimulus_id, Trial.reference, func.count(Rating.id),
                func.sum(case((positive, 1), else_=0)))
         .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
+        .join(Annotator, AnnotationSession.annotator_id == Annotator.id)
         .join(Rating, Rating.trial_id == Trial.id)
         .where(AnnotationSession.study_id == study_id, Trial.kind == TrialKind.STIMULUS)
+        .where(of_population(machine))
         .group_by(Trial.stimulus_id, Trial.reference)
     ).all()
     return {(int(sid), reference): (int(n), int(yes or 0)) for sid, reference, n, yes in rows}
 
 
 def _per_stimulus(db: Session, study_id: int) -> dict[int, tuple[int, int]]:
-    """{stimulus id: (answers, yes or correct answers)}, all reference kinds together."""
+    """{stimulus id: (answers, yes or correct answers)} of people, all reference kinds
+    together."""
     totals: dict[int, tuple[int, int]] = {}
     for (sid, _), (n, yes) in _per_item(db, study_id).items():
         had = totals.get(sid, (0, 0))
@@ -189,6 +215,7 @@ def _per_stimulus(db: Session, study_id: int) -> dict[int, tuple[int, int]]:
 
 def _conditions(db: Session, study: Study) -> list[ConditionProgress]:
     counts = _per_item(db, study.id)
+    machine = _per_item(db, study.id, machine=True)
     kinds = db.execute(
         select(StudyStimulus.stimulus_id, Direction.kind)
         .join(Stimulus, StudyStimulus.stimulus_id == Stimulus.id)
@@ -202,8 +229,10 @@ def _conditions(db: Session, study: Study) -> list[ConditionProgress]:
         ids = [sid for sid, kind in kinds if kind == condition]
         for reference in references:
             got = [counts.get((sid, reference), (0, 0))[0] for sid in ids]
+            by_machine = sum(machine.get((sid, reference), (0, 0))[0] for sid in ids)
             result.append(ConditionProgress(condition, len(ids), sum(got), len(ids) * k,
-                                            sum(1 for n in got if n >= k), reference))
+                                            sum(1 for n in got if n >= k), reference,
+                                            by_machine))
     return result
 
 
