@@ -1,7 +1,8 @@
 """machine annotators: the `machine` annotator source, the fitted lapse rate, answers without a page time
 
 Annotators may come from `machine` (`fvlab machine rate`). Studies gain the machine
-annotator's lapse rate fitted beside its α (nullable, within [0, 1]). A rating's page response
+annotator's lapse rate fitted beside its α (nullable, within [0, 1]) and the embedding α was
+fitted with (α is on that embedding's similarity scale). A rating's page response
 time may be empty: the machine annotator's answers have none.
 
 Revision ID: 0007
@@ -33,6 +34,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table('studies', schema=None) as batch_op:
         batch_op.add_column(sa.Column('machine_lapse', sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column('machine_embedding', sa.String(length=100), nullable=True))
         batch_op.create_check_constraint(op.f('ck_studies_machine_lapse'),
                                          'machine_lapse IS NULL OR machine_lapse BETWEEN 0 AND 1')
 
@@ -48,6 +50,7 @@ def downgrade() -> None:
 
     with op.batch_alter_table('studies', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_studies_machine_lapse'), type_='check')
+        batch_op.drop_column('machine_embedding')
         batch_op.drop_column('machine_lapse')
 
     with op.batch_alter_table('annotators', schema=None) as batch_op:
