@@ -136,3 +136,115 @@ def _score_job(cli: CliContext, job_id: int, output: Path, reference: str, embed
         click.echo(line)
     click.echo(f"stimulus bootstrap: {n_boot} resamples of directions within layer × "
                f"condition, seed {seed}; wrote {output} and {figure}")
+
+
+# `fvlab machine rate` and `fvlab machine calibrate`: the machine annotator inside a 2-AFC study
+# (their shared helpers in `service.cli.machine_study`).
+
+
+@machine.command("rate")
+@click.option("--study", "study_id", type=int, required=True, help="A 2-AFC study, draft or open.")
+@click.option("--annotators", type=int, default=5, show_default=True,
+              help="Machine annotators to make, one session each (fewer when every item "
+                   "reaches k machine answers first).")
+@click.option("--embedding", default="efficientnet_lite2", show_default=True,
+              help="Embedding network the machine sees the images with.")
+@click.option("--alpha", type=float, default=None,
+              help="Slope α of P = σ(αΔ) (default: the study's calibrated α, else uncalibrated "
+                   "1/median |Δ| over the study's tasks).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the trial plans and the drawn answers.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@pass_cli
+def rate(cli: CliContext, study_id: int, annotators: int, embedding: str, alpha: float | None,
+         seed: int, batch_size: int) -> None:
+    """Machine annotators answer the study's trials (never counted towards people's k)."""
+    from annotate.assign import StartRefused, start_machine_session
+    from service.cli.machine_study import progress_printer, study_cache
+    from service.featurevis.embeddings import EmbeddingError
+    from service.studies.errors import StudyError
+    from service.studies.machine.rate import check_rate_request, rate_study
+    from service.studies.machine.score import ScoreError
+
+    engine = cli.engine()
+    try:
+        check_rate_request(engine, study_id, annotators, alpha)  # before the network loads
+        summary = rate_study(engine, study_id, annotators=annotators,
+                             cache=study_cache(cli, embedding, batch_size),
+                             start_session=start_machine_session, alpha=alpha, seed=seed,
+                             progress=progress_printer())
+    except (StudyError, EmbeddingError, ScoreError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except StartRefused as exc:
+        raise click.ClickException(f"study {study_id}: a machine session was refused "
+                                   f"({exc.reason})") from exc
+    click.echo(
+        f"study {study_id}: {summary.sessions} machine sessions, {summary.answers} answers, "
+        f"{summary.correct} correct ({summary.accuracy:.3f}), mean P(correct) "
+        f"{summary.mean_p:.3f}; α = {summary.alpha:.4g}, λ = {summary.lapse:.3g} "
+        f"({summary.alpha_note}); embedding {summary.embedding}, seed {seed}")
+    if summary.stopped_early:
+        click.echo(f"stopped after {summary.sessions} of {summary.requested} sessions: every "
+                   "item has k machine answers (people's k is counted apart)")
+
+
+@machine.command("calibrate")
+@click.option("--study", "study_id", type=int, required=True,
+              help="A 2-AFC study with answers from people.")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for calibration.png and calibration.json "
+                   "(default: <data dir>/machine/study-<ID>).")
+@click.option("--embedding", default="efficientnet_lite2", show_default=True,
+              help="Embedding network (α is on its scale; rate with the same one).")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(100), default=2000, show_default=True,
+              help="Resamples of directions for the correlation's interval.")
+@click.option("--seed", type=int, default=0, show_default=True, help="The bootstrap's seed.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@pass_cli
+def calibrate(cli: CliContext, study_id: int, output: Path | None, embedding: str, n_boot: int,
+              seed: int, batch_size: int) -> None:
+    """Fit the machine's α and lapse to people's answers; show how well it predicts them."""
+    import json
+    from dataclasses import asdict
+
+    from analysis.machine_calibration import (
+        calibration_report,
+        correlation_text,
+        plot_calibration,
+    )
+    from service.cli.machine_study import (
+        CALIBRATION_FIGURE,
+        CALIBRATION_NUMBERS,
+        calibration_folder,
+        study_cache,
+    )
+    from service.featurevis.embeddings import EmbeddingError
+    from service.studies.errors import StudyError
+    from service.studies.machine.calibrate import calibrate_study, check_calibration_request
+    from service.studies.machine.score import ScoreError
+
+    engine = cli.engine()
+    folder = output or calibration_folder(cli, study_id)
+    try:
+        check_calibration_request(engine, study_id)  # before the network loads
+        found = calibrate_study(engine, study_id, study_cache(cli, embedding, batch_size))
+    except (StudyError, EmbeddingError, ScoreError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    fit = found.fit
+    report = calibration_report(found.p, found.answers.correct, found.answers.stimulus_id,
+                                bootstrap=n_boot, seed=seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    figure = plot_calibration(report, folder / CALIBRATION_FIGURE,
+                              f"study {study_id}, {found.embedding}: α = {fit.alpha:.4g}, "
+                              f"λ = {fit.lapse:.3g}, n = {fit.n}")
+    numbers = {"study_id": study_id, "embedding": found.embedding, **asdict(fit),
+               "correlation": report.correlation, "ci": report.ci, "bootstrap": n_boot,
+               "seed": seed, "n_directions": len(report.directions.direction),
+               "bins": [asdict(b) for b in report.bins]}
+    (folder / CALIBRATION_NUMBERS).write_text(json.dumps(numbers, indent=2) + "\n")
+    click.echo(f"study {study_id}: α = {fit.alpha:.4g}, λ = {fit.lapse:.3g}, n = {fit.n} answers "
+               f"from people ({found.embedding}); stored, later machine rate runs use it")
+    click.echo(f"people's accuracy vs MIS per direction: {correlation_text(report)}")
+    curve = ", ".join(f"{b.predicted:.2f}→{b.observed:.2f} ({b.n})" for b in report.bins)
+    click.echo(f"calibration (predicted → observed, answers): {curve}")
+    click.echo(f"wrote {figure} and {folder / CALIBRATION_NUMBERS}")

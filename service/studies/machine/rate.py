@@ -110,6 +110,7 @@ class _Target:
     reference_kinds: list[str]
     fitted_alpha: float | None
     fitted_lapse: float | None
+    fitted_embedding: str | None
     completion_code: str
 
 
@@ -148,21 +149,37 @@ def _target(engine: Engine, study_id: int) -> _Target:
                               .where(StudyStimulus.study_id == study_id)
                               .order_by(StudyStimulus.stimulus_id)))
         return _Target(study.slug, ids, list(study.reference_kinds or ()), study.machine_alpha,
-                       study.machine_lapse, study.completion_code)
+                       study.machine_lapse, study.machine_embedding, study.completion_code)
 
 
-def resolve_alpha(engine: Engine, study_id: int, target_alpha: float | None,
-                  target_lapse: float | None, given: float | None,
-                  embedder: TaskEmbedder, stimulus_ids: list[int],
-                  reference_kinds: list[str]) -> MachineAlpha:
-    """`given`, else the study's fitted α and lapse, else the uncalibrated rule over every
-    task the study can show with references."""
+def check_rate_request(engine: Engine, study_id: int, annotators: int,
+                       alpha: float | None) -> None:
+    """The checks `rate_study` makes before anything is embedded or written, for a caller
+    that wants them answered before it loads an embedding network."""
+    _check(annotators, alpha)
+    _target(engine, study_id)
+
+
+def resolve_alpha(engine: Engine, study_id: int, target: _Target, given: float | None,
+                  embedder: TaskEmbedder) -> MachineAlpha:
+    """`given` (lapse 0), else the study's fitted α and lapse, else the uncalibrated rule over
+    every task the study can show with references.
+
+    Raises:
+        StudyError: the fitted α is on another embedding's scale than `embedder`'s.
+    """
     if given is not None:
         return MachineAlpha(given, 0.0, False, GIVEN_NOTE)
-    if target_alpha is not None:
-        return MachineAlpha(target_alpha, target_lapse or 0.0, True, CALIBRATED_NOTE)
+    if target.fitted_alpha is not None:
+        if target.fitted_embedding != embedder.embedding:
+            raise StudyError(
+                f"study {study_id}'s α was fitted with the {target.fitted_embedding} embedding, "
+                f"not {embedder.embedding}; rate with that embedding, give --alpha, or "
+                f"calibrate again with {embedder.embedding}")
+        return MachineAlpha(target.fitted_alpha, target.fitted_lapse or 0.0, True,
+                            CALIBRATED_NOTE)
     with unit_of_work(engine) as db:
-        tasks = study_tasks(db, stimulus_ids, reference_kinds)
+        tasks = study_tasks(db, target.stimulus_ids, target.reference_kinds)
         delta = embedder.deltas(db, tasks)
     if not tasks:
         return MachineAlpha(0.0, 0.0, False, NO_EVIDENCE_NOTE)
@@ -231,8 +248,7 @@ def rate_study(engine: Engine, study_id: int, *, annotators: int, cache: Embeddi
     _check(annotators, alpha)
     target = _target(engine, study_id)
     embedder = TaskEmbedder(cache)
-    used = resolve_alpha(engine, study_id, target.fitted_alpha, target.fitted_lapse, alpha,
-                         embedder, target.stimulus_ids, target.reference_kinds)
+    used = resolve_alpha(engine, study_id, target, alpha, embedder)
     tokens = []
     for index in range(annotators):
         external_id = f"{MACHINE_ID_PREFIX}-{study_id}-{new_token()[:16]}"

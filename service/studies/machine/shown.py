@@ -141,7 +141,7 @@ class TaskEmbedder:
         for start in range(0, len(todo), READ_CHUNK):
             chunk = todo[start:start + READ_CHUNK]
             pngs.update(db.execute(select(Image.sha256, Image.png)
-                                   .where(Image.sha256.in_(chunk))).tuples().all())
+                                   .where(Image.sha256.in_(chunk))).all())
         lost = [sha for sha in todo if sha not in pngs]
         if lost:
             raise ScoreError(f"{len(lost)} shown images are missing from the store, e.g. {lost[0]}")
