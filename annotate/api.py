@@ -1,19 +1,19 @@
 """The JSON API the trial pages' scripts talk to (`/api/v1`), for annotators only.
 
-This module holds what both tasks share: the session's state, its open trials, the `shown`
-report, and storing an answer exactly once (`store_answer`; the database's unique constraint
-settles two submits racing each other). The answer routes are `annotate.rating_api` (a rating)
-and `annotate.afc_api` (a 2-AFC choice). Every refusal is a JSON error naming the field, never
+This module holds what both tasks' pages read: the session's state, its open trials, the
+`shown` report, and the helpers every route uses (the session's trial rows, errors, reading a
+body). The answer routes are `annotate.rating_api` (a rating) and `annotate.afc_api` (a 2-AFC
+choice); what they share, storing an answer exactly once and replying with the next trials, is
+`annotate.answer_flow`. Every refusal is a JSON error naming the field, never
 a 500; nothing in any answer names a condition.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request, url_for
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
@@ -21,7 +21,6 @@ from werkzeug.exceptions import HTTPException
 from annotate.current import current_session, session_token
 from annotate.database import get_db, get_engine
 from annotate.rating_input import MAX_BODY_BYTES, RatingInputError
-from annotate.reservations import DEFAULT_RESERVATION, release_taken_items, reservation_lapsed
 from annotate.whole_numbers import is_plain_number
 from service.store.db import unit_of_work, utcnow
 from service.store.models import (
@@ -38,7 +37,6 @@ from service.store.tokens import is_token
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 PREFIX = "/api/"
-DEFAULT_RATE_LIMIT = (30, 10.0)  # ratings per session per seconds; people need > 300 ms each
 MAX_TRIALS_PER_FETCH = 50
 T = TypeVar("T")
 
@@ -112,9 +110,6 @@ _TRIAL_ROWS = (  # built once: the hot path only binds the token
 )
 _TRIALS = cast(Table, Trial.__table__)  # a mapped class's table is a Table; the stubs say less
 _SESSIONS = cast(Table, AnnotationSession.__table__)
-_INSERT_RATING = cast(Table, Rating.__table__).insert()
-_MARK_ANSWERED = (_TRIALS.update().where(_TRIALS.c.id == bindparam("trial"))
-                  .values(answered_at=bindparam("moment")))
 _MARK_SHOWN = (  # the first report counts; matched on the trial's and the session's token
     _TRIALS.update()
     .where(_TRIALS.c.token == bindparam("trial"),
@@ -127,7 +122,7 @@ _MARK_SHOWN = (  # the first report counts; matched on the trial's and the sessi
 
 def trial_rows(db: Session, owner: str) -> list[Any]:
     """Every trial of the browser's session with its rating and the session's and study's
-    fields the rating POST needs, in one query (at most ~50 rows): order, rate limit, what
+    fields an answer POST needs, in one query (at most ~50 rows): order, rate limit, what
     remains and progress all come from it."""
     return list(db.connection().execute(_TRIAL_ROWS, {"session_token": owner}))
 
@@ -205,63 +200,8 @@ def shown(token: str) -> Response:
     raise refusal_for_no_row(get_db())
 
 
-def check_rate(rows: list[Any], now: datetime) -> None:
-    """Refuse when the session already has `count` ratings in the last `seconds`."""
-    count, seconds = current_app.config.get("RATING_RATE_LIMIT", DEFAULT_RATE_LIMIT)
-    since = now - timedelta(seconds=seconds)
-    recent = sum(1 for r in rows if r.rating_id is not None and r.created_at > since)
-    if recent >= count:
-        raise ApiError(429, "too many ratings in a short time; please slow down")
-
-
 def answered(rows: list[Any], also: int | None = None) -> list[tuple[str, bool]]:
     return [(r.kind, r.rating_id is not None or r.id == also) for r in rows]
-
-
-def server_rt_ms(rows: list[Any], trial: Any, now: datetime) -> int:
-    """The answer time on the server's own clock, kept beside the page's `rt_ms`: from the moment
-    the trial became the person's current one (their previous answer stored, the instructions
-    finished or else the session started, or the page's report that the image is on screen,
-    whichever came last) to `now`. What a client reports can only make it shorter, never longer
-    than the time that really passed, so a script that claims slow answers is still seen as
-    fast."""
-    moments = [r.created_at for r in rows if r.rating_id is not None]
-    moments.append(trial.instructions_done_at or trial.started_at)
-    if trial.served_at is not None:
-        moments.append(trial.served_at)
-    return max(0, round((now - max(moments)).total_seconds() * 1000))
-
-
-def store_answer(db: Session, rows: list[Any], trial: Any, values: dict[str, Any],
-                 owner: str) -> dict[str, Any]:
-    """Insert the answer (the ratings row's `values`), mark the trial answered and renew the
-    session; returns the progress."""
-    now = utcnow()
-    first_open = min((r.position for r in rows if r.rating_id is None), default=None)
-    if trial.position != first_open:
-        raise ApiError(409, "answer the trials in the order they are shown", "token")
-    check_rate(rows, now)
-    conn = db.connection()  # Core statements on ids already in hand: no ORM on the hot path
-    conn.execute(_INSERT_RATING, {
-        "trial_id": trial.id, **values, "server_rt_ms": server_rt_ms(rows, trial, now),
-        "created_at": now})
-    conn.execute(_MARK_ANSWERED, {"trial": trial.id, "moment": now})
-    session_id = trial.session_id
-    trials = answered(rows, also=trial.id)
-    if reservation_lapsed(trial.reserved_until, now):
-        session = db.get_one(AnnotationSession, session_id)
-        release_taken_items(db, session.study, session, now)  # may drop open trials
-        trials = answered(trial_rows(db, owner))
-    reservation = current_app.config.get("RESERVATION", DEFAULT_RESERVATION)
-    changes: dict[str, Any] = {"reserved_until": now + reservation}
-    remaining = [kind for kind, answered in trials if not answered]
-    if trial.kind == TrialKind.PRACTICE and TrialKind.PRACTICE not in remaining:
-        changes["practice_done_at"] = now
-    if not remaining:
-        changes.update(status=SessionStatus.COMPLETED, finished_at=now,
-                       completion_code=trial.completion_code)
-    conn.execute(_SESSIONS.update().where(_SESSIONS.c.id == session_id).values(**changes))
-    return progress_state(changes.get("status", trial.status), trial.slug, trials)
 
 
 def row_of(rows: list[Any], token: str) -> Any | None:

@@ -1,65 +1,32 @@
 // The 2-AFC trial page: two reference groups and two centre images; one button press answers
 // (which centre image, how sure). Everything it needs comes from data-* attributes and the JSON
-// API (no inline script, so a strict Content-Security-Policy holds). Each answer's response
-// carries the next trials, so after the first trial the page asks only for the answer and for
-// the next trial's two pictures, which it loads while the current trial is on screen. An answer
-// is retried until the server has stored it; the server treats a repeat as the same answer.
+// API (no inline script, so a strict Content-Security-Policy holds); session_client.js holds
+// what it shares with the rating page. Each answer's response carries the next trials, so after
+// the first trial the page asks only for the answer and for the next trial's two pictures, which
+// it loads while the current trial is on screen. An answer is retried until the server has
+// stored it; the server treats a repeat as the same answer.
 "use strict";
 
 (function () {
   const app = document.getElementById("afc-app");
   if (!app) return;
-  const sessionUrl = app.dataset.sessionUrl;
-  const trialsUrl = app.dataset.trialsUrl;
+  const session = window.fvlabSession;
   const refImages = Array.from(app.querySelectorAll("img.refs"));
   const emptyNotes = Array.from(app.querySelectorAll(".no-refs"));
   const queryImages = Array.from(app.querySelectorAll("img.query"));
   const buttons = Array.from(app.querySelectorAll("button.pick"));
-  const status = document.getElementById("status");
   const feedback = document.getElementById("feedback");
-  const progress = document.getElementById("progress");
-  const progressLabel = document.getElementById("progress-label");
-  const phaseNote = document.getElementById("phase-note");
   const KEYS = { 1: 0, 2: 1, 3: 2, 8: 3, 9: 4, 0: 5 }; // key → button, in reading order
   const FEEDBACK_MS = 1600;
-  const AHEAD = 2; // the trial due and the one after it
 
   let state = null;
   let current = null;
-  let queue = [];
-  const loaded = new Map();
   let shownAt = 0;
   let busy = true;
 
-  async function getJson(url) {
-    const response = await fetch(url, { headers: { Accept: "application/json" } });
-    if (!response.ok) throw new Error("HTTP " + response.status);
-    return response.json();
-  }
-
-  function load(url) {
-    if (!url) return Promise.resolve();
-    if (!loaded.has(url)) {
-      const img = new Image();
-      img.src = url;
-      loaded.set(url, img.decode().catch(() => undefined));
-    }
-    return loaded.get(url);
-  }
-
   function preload(trial) {
     // The references first, then the queries: the same order for every trial.
-    return Promise.all([load(trial.references), load(trial.queries)]);
-  }
-
-  function showProgress(trial) {
-    const practice = trial && trial.practice;
-    const part = practice ? state.practice : state.trials;
-    const number = Math.min(part.done + 1, part.total);
-    progressLabel.textContent = (practice ? "Practice " : "") + number + " of " + part.total;
-    progress.max = Math.max(part.total, 1);
-    progress.value = part.done;
-    phaseNote.hidden = !practice;
+    return Promise.all([session.load(trial.references), session.load(trial.queries)]);
   }
 
   function setEnabled(enabled) {
@@ -79,7 +46,7 @@
     busy = true;
     setEnabled(false);
     clearMarks();
-    showProgress(trial);
+    session.showProgress(state, trial);
     await preload(trial);
     refImages.forEach((img) => {
       if (trial.references) img.src = trial.references;
@@ -97,41 +64,6 @@
     });
   }
 
-  function wait(ms) {
-    return new Promise((resolve) => setTimeout(resolve, ms));
-  }
-
-  async function send(trial, body) {
-    for (let attempt = 0; ; attempt += 1) {
-      let response;
-      try {
-        response = await fetch(trial.answer, {
-          method: "POST",
-          headers: { "Content-Type": "application/json", Accept: "application/json" },
-          body: JSON.stringify(body),
-        });
-      } catch (err) {
-        status.textContent = "Connection problem. Retrying…";
-        await wait(Math.min(1000 * 2 ** attempt, 15000));
-        continue;
-      }
-      if (response.ok) return response.json();
-      if (response.status === 429 || response.status >= 500) {
-        status.textContent = "The server is busy. Retrying…";
-        await wait(Math.min(1000 * 2 ** attempt, 15000));
-        continue;
-      }
-      const problem = await response.json().catch(() => ({}));
-      if (response.status === 409) {
-        // Answered already (in another tab, say): carry on from what the server holds.
-        const [fresh, open] = await Promise.all([getJson(sessionUrl),
-          getJson(trialsUrl + "?limit=" + AHEAD)]);
-        return { state: fresh, upcoming: open.trials };
-      }
-      throw new Error(problem.error || "HTTP " + response.status);
-    }
-  }
-
   function showFeedback(choice, correct) {
     const right = correct ? choice : 1 - choice;
     queryImages[right].classList.add("right-answer");
@@ -140,6 +72,14 @@
       : "Not this time: the other centre image belongs with the images on the right.";
     feedback.className = "feedback " + (correct ? "right" : "wrong");
     feedback.hidden = false;
+  }
+
+  async function carryOn(reply, pause) {
+    state = reply.state;
+    const due = session.nextTrial(reply, preload);
+    if (pause) await session.wait(pause);
+    if (due === null) session.finish(state);
+    else await show(due);
   }
 
   async function answer(button) {
@@ -154,22 +94,11 @@
       rt_ms: Math.max(1, Math.round(performance.now() - shownAt)),
     };
     try {
-      const result = await send(current, body);
-      status.textContent = "";
-      state = result.state;
-      queue = result.upcoming || [];
-      if (queue.length > 1) preload(queue[1]);
-      if (result.feedback) {
-        showFeedback(choice, result.feedback.correct);
-        await wait(FEEDBACK_MS);
-      }
-      if (state.phase === "done" || !queue.length) {
-        window.location.assign(state.done_url);
-        return;
-      }
-      await show(queue[0]);
+      const reply = await session.send(app, current.answer, body);
+      if (reply.feedback) showFeedback(choice, reply.feedback.correct);
+      await carryOn(reply, reply.feedback ? FEEDBACK_MS : 0);
     } catch (err) {
-      status.textContent = "Something went wrong: " + err.message + ". Please reload the page.";
+      session.fail("Something went wrong", err);
     }
   }
 
@@ -191,23 +120,6 @@
   });
   buttons.forEach((b) => b.addEventListener("click", () => answer(b)));
 
-  (async function start() {
-    try {
-      state = await getJson(sessionUrl);
-      if (state.phase === "done") {
-        window.location.assign(state.done_url);
-        return;
-      }
-      queue = (await getJson(trialsUrl + "?limit=" + AHEAD)).trials;
-      if (!queue.length) {
-        window.location.assign(state.done_url);
-        return;
-      }
-      const first = show(queue[0]);
-      if (queue.length > 1) preload(queue[1]);
-      await first;
-    } catch (err) {
-      status.textContent = "Could not load the study: " + err.message + ". Please reload.";
-    }
-  })();
+  session.where(app).then((reply) => carryOn(reply, 0))
+    .catch((err) => session.fail("Could not load the study", err));
 })();

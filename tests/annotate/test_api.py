@@ -9,11 +9,12 @@ from sqlalchemy import Engine, func, select
 
 from annotate import create_app
 from service.store.db import make_engine
-from service.store.models import AnnotationSession, Rating
+from service.store.models import AnnotationSession, Direction, Rating, Stimulus, Trial
 from tests.annotate.conftest import SECRET, make_study, start
 from tests.conftest import create_schema
 
 GOOD = {"interpretable": True, "confidence": 4, "label": "a dog", "rt_ms": 1234}
+REPLY_KEYS = {"rating", "state", "upcoming"}
 
 
 def _ratings(engine: Engine) -> int:
@@ -29,6 +30,65 @@ def _first(client: FlaskClient) -> dict:
 def ready(client: FlaskClient, engine: Engine) -> FlaskClient:
     start(client, make_study(engine).slug)
     return client
+
+
+def _open(client: FlaskClient) -> list[dict]:
+    return client.get("/api/v1/trials?limit=2").get_json()["trials"]
+
+
+def _shape(value: object) -> object:
+    """Keys and value types, recursively: what a script could tell replies apart by."""
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in sorted(value.items())}
+    if isinstance(value, list):
+        return sorted({repr(_shape(item)) for item in value})
+    return type(value).__name__
+
+
+def test_each_rating_reply_carries_the_next_trials(ready: FlaskClient, engine: Engine) -> None:
+    """After the first trial the page needs nothing but the rating POST (and the image): each
+    reply's `upcoming` is the session's next two open trials, the same the GET route lists."""
+    upcoming, posts = _open(ready), 0
+    while upcoming:
+        response = ready.post(upcoming[0]["rating"], json=GOOD)
+        posts += 1
+        assert response.status_code == 201, response.text
+        reply = response.get_json()
+        assert set(reply) == REPLY_KEYS
+        assert reply["upcoming"] == _open(ready)
+        assert len(reply["upcoming"]) == min(2, reply["state"]["trials"]["total"]
+                                             + reply["state"]["practice"]["total"] - posts)
+        upcoming = reply["upcoming"]
+    assert reply["state"]["phase"] == "done" and reply["upcoming"] == []
+    assert posts == _ratings(engine) == 2 + 6 + 2
+
+
+def test_a_repeat_carries_the_next_trials_too(ready: FlaskClient) -> None:
+    trial = _first(ready)
+    first = ready.post(trial["rating"], json=GOOD).get_json()
+    again = ready.post(trial["rating"], json=GOOD).get_json()
+    assert again == first and len(first["upcoming"]) == 2
+    assert trial["token"] not in [t["token"] for t in first["upcoming"]]
+
+
+def test_replies_look_alike_whatever_the_condition(client: FlaskClient, engine: Engine) -> None:
+    info = make_study(engine, n_basis=4, n_random=4, trials=8, catch_every=3, practice=1)
+    start(client, info.slug)
+    with engine.connect() as conn:
+        kinds = dict(conn.execute(
+            select(Trial.token, Direction.kind).join(Stimulus, Trial.stimulus_id == Stimulus.id)
+            .join(Direction, Stimulus.direction_id == Direction.id)).all())
+    shapes: dict[str, set[str]] = {}
+    upcoming = _open(client)
+    while upcoming:
+        trial = upcoming[0]
+        reply = client.post(trial["rating"], json=GOOD).get_json()
+        if reply["upcoming"]:  # the last reply lists none: its shape says only "the end"
+            condition = kinds.get(trial["token"], "catch or practice")
+            shapes.setdefault(condition, set()).add(repr(_shape(reply)))
+        upcoming = reply["upcoming"]
+    assert set(shapes) == {"basis", "random", "catch or practice"}
+    assert len(set.union(*shapes.values())) == 1
 
 
 def test_repeated_submit_returns_the_stored_rating(ready: FlaskClient, engine: Engine) -> None:
@@ -224,10 +284,13 @@ def test_racing_duplicate_submits_store_one_rating(postgres_url: str) -> None:
     url = _first(client)["rating"]
     barrier = threading.Barrier(8)
     statuses: list[int] = []
+    upcoming: list[list[str]] = []
 
     def submit() -> None:
         barrier.wait()
-        statuses.append(client.post(url, json=GOOD).status_code)
+        response = client.post(url, json=GOOD)
+        statuses.append(response.status_code)
+        upcoming.append([t["token"] for t in response.get_json()["upcoming"]])
 
     threads = [threading.Thread(target=submit) for _ in range(8)]
     for thread in threads:
@@ -235,6 +298,7 @@ def test_racing_duplicate_submits_store_one_rating(postgres_url: str) -> None:
     for thread in threads:
         thread.join(timeout=60)
     assert sorted(statuses) == [200] * 7 + [201]
+    assert upcoming == [upcoming[0]] * 8 and len(upcoming[0]) == 2  # the same reply for all
     assert _ratings(engine) == 1
     app.extensions["fvlab_engine"].dispose()
     engine.dispose()

@@ -3,7 +3,8 @@ Prolific hand-off, and by touch on a phone-sized screen.
 
 Each test records which centre image and confidence it picked for every trial token it saw and
 compares that with the answers stored, including whether the server judged each one right, so
-a lost, duplicated, misread or misjudged answer fails.
+a lost, duplicated, misread or misjudged answer fails. The keyboard session also counts the
+page's requests: at most three a trial (`tests/e2e/request_budget.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import select
 from service.store.models import Rating, Trial
 from tests.annotate.afc_support import AfcStudyInfo, make_afc_study
 from tests.e2e.conftest import LiveSite
+from tests.e2e.request_budget import Requests, check_budget
 
 pytestmark = pytest.mark.browser
 
@@ -117,6 +119,7 @@ def test_whole_2afc_session_by_keyboard(browser: Any, site: LiveSite) -> None:
     info = make_afc_study(site.engine, reference_kinds=("synthetic", "natural", "none"),
                           trials=6, catch_every=3, practice=2, n_basis=4, n_random=4)
     page, problems = _page(browser, viewport={"width": 1280, "height": 900})
+    requests = Requests(page)
     page.goto(f"{site.url}/study/{info.slug}")
     page.focus("input[name=consent]")
     page.keyboard.press("Space")
@@ -140,6 +143,7 @@ def test_whole_2afc_session_by_keyboard(browser: Any, site: LiveSite) -> None:
     assert len(sent) == 2 + 6 + 2
     assert "AFC123" in page.inner_text("#completion-code")
     assert _stored(site) == sent
+    check_budget(requests, list(sent), "answer")
     assert problems == []
 
 

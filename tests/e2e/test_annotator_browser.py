@@ -2,6 +2,8 @@
 
 Each test records what it clicked or typed for every trial token it saw and then compares that
 with the ratings stored in the database, so a lost, duplicated or misattributed rating fails.
+The keyboard session also counts the page's requests: at most three a trial
+(`tests/e2e/request_budget.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sqlalchemy import select
 
 from service.store.models import Rating, Trial
 from tests.e2e.conftest import LiveSite
+from tests.e2e.request_budget import Requests, check_budget
 
 pytestmark = pytest.mark.browser
 
@@ -63,6 +66,7 @@ def _play(page: Any, answer_one: Any, limit: int = 40) -> dict[str, tuple[bool, 
 def test_whole_session_by_keyboard(browser: Any, site: LiveSite) -> None:
     info = site.study(trials=6, catch_every=3, practice=2, size=64)
     page, problems = _page(browser, viewport={"width": 1280, "height": 900})
+    requests = Requests(page)
     page.goto(f"{site.url}/study/{info.slug}")
     page.focus("input[name=consent]")
     page.keyboard.press("Space")
@@ -91,6 +95,9 @@ def test_whole_session_by_keyboard(browser: Any, site: LiveSite) -> None:
     assert len(sent) == 2 + 6 + 2
     assert "C0DE42" in page.inner_text("#completion-code")
     assert _stored(site) == sent
+    check_budget(requests, list(sent), "rating")
+    shown = [path for method, path in requests.seen if path.endswith("/shown")]
+    assert len(shown) < len(sent)  # reported only when it says more than the last answer
     assert problems == []
 
 
