@@ -1,10 +1,13 @@
 """Simulated annotators for bench/web_load.py: closed-loop HTTP clients over loopback.
 
-Each client is one browser (its own cookie jar and connection) that answers as fast as the
-server lets it, with no human think time, so the run measures the server's capacity. Every
-request is timed per route; anything but the expected status (or a transport error) counts as
-an error. A client stops starting new requests when the deadline passes and finishes the one in
-flight, so every acknowledged rating is known before the database is counted.
+Each client is one browser (its own cookie jar and connection) that makes the requests the
+trial page makes (`annotate/static/trial.js`, `choice.js`): the session's state and first
+trials once, then per trial only its answer and the next trial's pictures, since every answer's
+response carries the next trials. Without think time it answers as fast as the server lets it,
+so the run measures the server's capacity. Every request is timed per route; anything but the
+expected status (or a transport error) counts as an error. A client stops starting new requests
+when the deadline passes and finishes the one in flight, so every acknowledged answer is known
+before the database is counted.
 """
 
 from __future__ import annotations
@@ -19,9 +22,14 @@ from dataclasses import dataclass, field
 import aiohttp
 import numpy as np
 
+from service.store.models import StudyTask
+
 REQUEST_TIMEOUT_S = 30.0
 ERROR_PAUSE_S = 0.1  # after a failed request, as the page's own retry loop waits
+RETRIES = 5  # sends of one answer before the client gives its session up
 RATING = {"interpretable": True, "confidence": 3, "label": None, "rt_ms": 900}
+CHOICE = {"choice": 0, "confidence": 2, "rt_ms": 900}
+AHEAD = 2  # the trials the page asks for when it opens: the one due and the next
 
 
 @dataclass
@@ -85,13 +93,12 @@ class Client:
         return status, body
 
 
-async def annotator(base: str, slug: str, deadline: float, tally: Tally,
+async def annotator(base: str, slug: str, task: StudyTask, deadline: float, tally: Tally,
                     think: random.Random | None = None, think_s: float = 0.0) -> None:
-    """Enter, consent, read the instructions, then rate trials (practice first) until the
-    deadline; a finished session's browser starts afresh as the next annotator. After a failed
-    request the client asks for its next trial again, so a rating that was not acknowledged is
-    sent again with the same token, as the page's script does. With `think_s`, the annotator
-    looks at each image for 0.5-1.5 × think_s seconds before answering, as a person would."""
+    """Enter, consent, read the instructions, then answer trials (practice first) until the
+    deadline; a finished session's browser starts afresh as the next annotator. An answer that
+    was not acknowledged is sent again, as the page's script does. With `think_s`, the annotator
+    looks at each trial for 0.5-1.5 × think_s seconds before answering, as a person would."""
     client = Client(base, tally)
     try:
         while time.monotonic() < deadline:
@@ -99,35 +106,58 @@ async def annotator(base: str, slug: str, deadline: float, tally: Tally,
             if not await _enter(client, slug):
                 await asyncio.sleep(ERROR_PAUSE_S)
                 continue
-            while time.monotonic() < deadline:
-                if not await _rate_next(client, slug, think, think_s):
-                    break
+            await _trials_page(client, slug, task, deadline, think, think_s)
     finally:
         await client.http.close()
 
 
-async def _rate_next(client: Client, slug: str, think: random.Random | None,
-                     think_s: float) -> bool:
-    """One trial: next, image, rating. False when the session is over."""
-    listed = await client.call("api next trial", "GET", "/api/v1/trials?limit=1", (200,))
-    if listed is None:
+async def _trials_page(client: Client, slug: str, task: StudyTask, deadline: float,
+                       think: random.Random | None, think_s: float) -> None:
+    """One session's trials page: its state and first trials, then per trial the next trial's
+    pictures (preloaded while this one is on screen) and the answer, whose reply lists the
+    trials after it. A rating page reports its first trial on screen (`shown`); later ones
+    appear the moment the previous answer is stored, so it reports them no more."""
+    opened = (await client.call("api session", "GET", "/api/v1/session", (200,))
+              and await client.call("api trials", "GET", f"/api/v1/trials?limit={AHEAD}", (200,)))
+    if not opened:
         await asyncio.sleep(ERROR_PAUSE_S)
-        return True
-    trials = json.loads(listed[1])["trials"]
-    if not trials:
+        return
+    upcoming = json.loads(opened[1])["trials"]
+    first = True
+    while upcoming and time.monotonic() < deadline:
+        trial = upcoming[0]
+        for shown in upcoming[:AHEAD] if first else upcoming[1:AHEAD]:  # the rest is loaded
+            await _pictures(client, shown)
+        if first and task == StudyTask.RATING:
+            await client.call("api shown", "POST", trial["shown"], (204,))
+        first = False
+        if think is not None and think_s > 0:
+            await asyncio.sleep(think.uniform(0.5, 1.5) * think_s)
+        reply = await _answer(client, task, trial)
+        if reply is None:
+            return
+        upcoming = reply["upcoming"]
+    if not upcoming:
         await client.call("page done", "GET", f"/study/{slug}/done", (200,))
-        return False
-    trial = trials[0]
-    image = await client.call("image", "GET", trial["image"], (200,))
-    if image and think is not None and think_s > 0:
-        await asyncio.sleep(think.uniform(0.5, 1.5) * think_s)
-    rated = image and await client.call("api rating", "POST", trial["rating"], (200, 201),
-                                        json=RATING)
-    if rated:
-        client.tally.acknowledged += 1
-    else:
+
+
+async def _pictures(client: Client, trial: dict) -> None:
+    for key in ("image", "references", "queries"):
+        if trial.get(key):
+            await client.call("image", "GET", trial[key], (200,))
+
+
+async def _answer(client: Client, task: StudyTask, trial: dict) -> dict | None:
+    """POST the trial's answer until it is acknowledged (at most RETRIES times); its reply."""
+    route, url, body = (("api rating", trial["rating"], RATING) if task == StudyTask.RATING
+                        else ("api answer", trial["answer"], CHOICE))
+    for _ in range(RETRIES):
+        done = await client.call(route, "POST", url, (200, 201), json=body)
+        if done:
+            client.tally.acknowledged += 1
+            return json.loads(done[1])
         await asyncio.sleep(ERROR_PAUSE_S)
-    return True
+    return None
 
 
 async def _enter(client: Client, slug: str) -> bool:
@@ -159,10 +189,10 @@ async def _run_all(make, clients: int) -> None:  # type: ignore[no-untyped-def]
     await asyncio.gather(*(make() for _ in range(clients)))
 
 
-def run_load(kind: str, base: str, clients: int, seconds: float,
-             slug: str | None = None, think_s: float = 0.0) -> tuple[Tally, float]:
+def run_load(kind: str, base: str, clients: int, seconds: float, slug: str | None = None,
+             task: StudyTask = StudyTask.RATING, think_s: float = 0.0) -> tuple[Tally, float]:
     """Run `clients` simulated annotators (kind "site", each thinking `think_s` seconds per
-    image on average) or inserters ("baseline") for `seconds`; returns the tally and the wall
+    trial on average) or inserters ("baseline") for `seconds`; returns the tally and the wall
     time including the requests in flight."""
     tally = Tally()
     started = time.monotonic()
@@ -172,7 +202,8 @@ def run_load(kind: str, base: str, clients: int, seconds: float,
     def make():  # type: ignore[no-untyped-def]
         if kind == "site":
             assert slug is not None
-            return annotator(base, slug, deadline, tally, random.Random(next(seeds)), think_s)
+            return annotator(base, slug, task, deadline, tally, random.Random(next(seeds)),
+                             think_s)
         return inserter(base, deadline, tally)
 
     asyncio.run(_run_all(make, clients))

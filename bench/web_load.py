@@ -1,18 +1,20 @@
 """Load benchmark of the annotation site: gunicorn + PostgreSQL, simulated annotators, loopback.
 
-    python bench/web_load.py [--clients 200] [--seconds 60] [--workers 4] [--threads 4]
-                             [--think-ms 0]
+    python bench/web_load.py [--task rating|2afc] [--clients 200] [--seconds 60]
+                             [--workers 4] [--threads 4] [--think-ms 0]
 
-It creates a throwaway database on the local PostgreSQL server, migrates it, writes a study
-straight into the store (stimuli as PNGs through the ORM, no rendering, k large enough that no
-item runs out), serves the site with gunicorn, and lets the clients enter, consent, read the
-instructions and rate trials (practice first) until the time is up. The same clients then
-hammer a minimal Flask app (one INSERT per POST, same gunicorn settings), and the site's request
-throughput is printed as a ratio of it. Afterwards the database is asked how many ratings it
-holds, which must equal the number of ratings the clients saw acknowledged. The database is
-dropped at the end. Everything listens on 127.0.0.1 only.
+It creates a throwaway database on the local PostgreSQL server, migrates it, writes a study of
+the task straight into the store (`bench/web_studies.py`: pictures as PNGs through the ORM, no
+rendering, k large enough that no item runs out), serves the site with gunicorn, and lets the
+clients enter, consent, read the instructions and answer trials (practice first) as the trial
+page does (`bench/web_clients.py`) until the time is up. The same clients then hammer a minimal
+Flask app (one INSERT per POST, same gunicorn settings), and the site's request throughput is
+printed as a ratio of it. Afterwards the database is asked how many answers it holds, which must
+equal the number of answers the clients saw acknowledged. The database is dropped at the end.
+Everything listens on 127.0.0.1 only. The last line's `rating_p99_ms` is the answer POST's p99:
+`/rating` for the rating task, `/answer` for 2afc.
 
-The per-session rating rate limit and the per-address start limit are raised for the run
+The per-session answer rate limit and the per-address start limit are raised for the run
 (`RATING_RATE_LIMIT`, `START_RATE_LIMIT`): the simulated annotators answer without a person's
 think time and all come from one address, and both checks still run on every request.
 
@@ -35,17 +37,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from web_baseline import baseline_ratings, metadata
 from web_clients import Tally, run_load
+from web_studies import SETUP, SLUG
 
-from service.store.db import make_engine, unit_of_work
-from service.store.images import store
+from service.store.db import make_engine
 from service.store.migrate import upgrade
-from service.store.models import Direction, Job, Rating, Stimulus, Study, StudyStimulus
-from service.store.tokens import new_token
+from service.store.models import Rating, StudyTask
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_URL = os.environ.get("FVLAB_BENCH_POSTGRES_URL",
@@ -53,17 +53,21 @@ SERVER_URL = os.environ.get("FVLAB_BENCH_POSTGRES_URL",
 SITE_APP = ("annotate:create_app({'RATING_RATE_LIMIT': (1000000, 1.0), "
             "'START_RATE_LIMIT': (1000000, 1.0)})")
 BASELINE_APP = "web_baseline:create_app()"
-SLUG = "load"
-IMAGE_SIZE = 128
+ANSWER_ROUTE = {StudyTask.RATING: "api rating", StudyTask.TWO_AFC: "api answer"}
+TITLE = {StudyTask.RATING: "fvlab site, rating (enter, consent, instructions; image, rating)",
+         StudyTask.TWO_AFC: "fvlab site, 2afc (enter, consent, instructions; pictures, answer)"}
 
 
 def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", type=StudyTask, choices=list(StudyTask),
+                        default=StudyTask.RATING, help="the study's task (default rating)")
     parser.add_argument("--clients", type=int, default=200, help="simulated annotators (1-1000)")
     parser.add_argument("--seconds", type=float, default=60.0, help="per app (1-600)")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
-    parser.add_argument("--stimuli", type=int, default=200, help="stimuli in the study")
+    parser.add_argument("--stimuli", type=int, default=200,
+                        help="stimuli in the study (2afc: directions)")
     parser.add_argument("--think-ms", type=float, default=0.0,
                         help="mean time each annotator looks at an image before answering "
                              "(0-60000; default 0: a capacity test). A paced run measures "
@@ -94,38 +98,6 @@ def _drop_database(name: str) -> None:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
-
-
-def _setup_study(url: str, n_stimuli: int) -> None:
-    """Half basis, half random stimuli of distinct blocky pictures; an open study over them."""
-    engine = make_engine(url)
-    rng = np.random.default_rng(0)
-    with unit_of_work(engine) as db:
-        job = Job(name="load", model="efficientnet_lite0", layers=["blocks.10"],
-                  n_basis=n_stimuli // 2, n_random=n_stimuli - n_stimuli // 2,
-                  image_size=IMAGE_SIZE, steps=1, seed=0, status="done")
-        db.add(job)
-        db.flush()
-        study = Study(name="Load", slug=SLUG, status="open", question="Is it one thing?",
-                      ratings_per_item=1_000_000, trials_per_session=40, catch_every=10,
-                      practice_count=2, completion_code="LOAD")
-        db.add(study)
-        db.flush()
-        for index in range(n_stimuli):
-            kind = "basis" if index < job.n_basis else "random"
-            direction = Direction(job_id=job.id, layer="blocks.10", kind=kind, index=index,
-                                  channel=index if kind == "basis" else None,
-                                  vector=b"\0" * 16, seed=index)
-            db.add(direction)
-            db.flush()
-            blocks = rng.integers(0, 256, (IMAGE_SIZE // 8, IMAGE_SIZE // 8, 3), dtype=np.uint8)
-            image = store(db, np.kron(blocks, np.ones((8, 8, 1), dtype=np.uint8)))
-            stimulus = Stimulus(direction_id=direction.id, token=new_token(),
-                                image_sha256=image.sha256, objective=1.0, render_seconds=0.1)
-            db.add(stimulus)
-            db.flush()
-            db.add(StudyStimulus(study_id=study.id, stimulus_id=stimulus.id))
-    engine.dispose()
 
 
 def _free_port() -> int:
@@ -199,15 +171,16 @@ def main() -> None:
     try:
         upgrade(url)
         metadata.create_all(make_engine(url), tables=[baseline_ratings])
-        _setup_study(url, args.stimuli)
-        pace = f"; annotators think {args.think_ms:.0f} ms per image on average" if paced else ""
-        print(f"{args.clients} clients x {args.seconds:.0f} s per app; gunicorn "
-              f"{args.workers} workers x {args.threads} threads; PostgreSQL database {name}{pace}")
+        SETUP[args.task](url, args.stimuli)
+        pace = f"; annotators think {args.think_ms:.0f} ms per trial on average" if paced else ""
+        print(f"{args.task} task; {args.clients} clients x {args.seconds:.0f} s per app; "
+              f"gunicorn {args.workers} workers x {args.threads} threads; "
+              f"PostgreSQL database {name}{pace}")
 
         server, base = _serve(SITE_APP, url, args)
         try:
             site, site_wall = run_load("site", base, args.clients, args.seconds, SLUG,
-                                       think_s=args.think_ms / 1000)
+                                       args.task, think_s=args.think_ms / 1000)
         finally:
             _stop(server)
         stored = _count(url, select(func.count(Rating.id)))
@@ -215,10 +188,9 @@ def main() -> None:
     finally:
         _drop_database(name)
 
-    ours = _report("fvlab site (enter, consent, instructions; next trial, image, rating)",
-                   site, site_wall)
+    ours = _report(TITLE[args.task], site, site_wall)
     lost = site.acknowledged - stored
-    print(f"\nratings acknowledged {site.acknowledged}, stored {stored} "
+    print(f"\nanswers acknowledged {site.acknowledged}, stored {stored} "
           f"({'equal' if lost == 0 else 'NOT EQUAL'})")
     errors = sum(site.errors.values())
     ratio = float("nan")  # a paced run is not a capacity test: no minimal app to compare with
@@ -227,7 +199,7 @@ def main() -> None:
         ratio = ours / _report("minimal Flask app (POST, one INSERT)", tally, wall)
         print(f"baseline acknowledged {tally.acknowledged}, stored {baseline_stored}")
         errors += sum(tally.errors.values())
-    rating_p99 = site.percentiles().get("api rating", (0, 0.0, 0.0, float("nan")))[3]
+    rating_p99 = site.percentiles().get(ANSWER_ROUTE[args.task], (0, 0.0, 0.0, float("nan")))[3]
     print(f"RESULT throughput_ratio={ratio:.2f} rating_p99_ms={rating_p99:.1f} "
           f"errors={errors} lost={abs(lost)}")
 

@@ -3,7 +3,8 @@
 Checks outside the repo read `bench/web_load.py`'s last line, so a tiny run (a few clients for a
 second, against a throwaway database on the test PostgreSQL server) must end with
 `RESULT throughput_ratio=<x> rating_p99_ms=<x> errors=<n> lost=<n>`, with no errors and every
-acknowledged rating stored. The paced mode skips the minimal app and says so with `nan`.
+acknowledged answer stored. The paced mode skips the minimal app and says so with `nan`. The
+2-AFC task's run ends with the same line (its answer POST's p99 under the same key).
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ def _run(*options: str) -> re.Match[str]:
 @pytest.mark.usefixtures("postgres_available")
 def test_capacity_run_ends_with_the_result_line() -> None:
     ratio, p99, errors, lost = _run().groups()
+    assert float(ratio) > 0 and float(p99) > 0
+    assert (errors, lost) == ("0", "0")
+
+
+@pytest.mark.usefixtures("postgres_available")
+def test_2afc_run_ends_with_the_same_result_line() -> None:
+    ratio, p99, errors, lost = _run("--task", "2afc").groups()
     assert float(ratio) > 0 and float(p99) > 0
     assert (errors, lost) == ("0", "0")
 
