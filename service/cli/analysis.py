@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
 from analysis.tasks import AFC, RATING, REFERENCES
 from service.cli.context import CliContext, pass_cli
@@ -28,6 +29,11 @@ if TYPE_CHECKING:
 _RATE_DEFAULTS = {RATING: {"p_basis": 0.6, "p_random": 0.4},
                   AFC: {"p_basis": 0.8, "p_random": 0.7, "p_natural": 0.9, "p_none": 0.5}}
 _OPEN_UNIT = click.FloatRange(0, 1, min_open=True, max_open=True)
+# `power --from-machine`: the power it designs for unless --target-power is given, and the
+# design options the study and its machine answers set instead
+MACHINE_TARGET_POWER = 0.8
+MACHINE_SETS = ("task", "stimuli", "annotators", "k", "layers", "p_basis", "p_random",
+                "references", "stimulus_sd")
 
 _DESIGN_OPTIONS = [
     click.option("--task", type=click.Choice([RATING, AFC]), default=RATING, show_default=True,
@@ -212,6 +218,11 @@ def analyze(cli: CliContext, ratings: Path | None, study_id: int | None,
                               sessions=times)
     except (RatingsError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
+    if engine is not None and study_id is not None and annotators != "human":
+        note = _machine_alpha_note(engine, study_id, frame)
+        if note is not None:
+            result.notes.append(note)
+            click.echo(note)
     images = None
     if engine is not None:
         from analysis.figures import sheet_rows
@@ -235,6 +246,22 @@ def analyze(cli: CliContext, ratings: Path | None, study_id: int | None,
                    f"them ({chance:.1f} of {len(excluded.reasons)} on average): report.html "
                    "says who, why, and how that rate was measured")
     click.echo(f"wrote {written['results']} and {written['report']}")
+
+
+def _machine_alpha_note(engine: Engine, study_id: int, frame: pd.DataFrame) -> str | None:
+    """Whether the machine answers analysed came from a calibrated α (None: there are none)."""
+    from analysis.pipeline import MACHINE_SOURCE
+    from service.studies.study import get_study
+
+    if "annotator_source" not in frame.columns or not (
+            frame["annotator_source"] == MACHINE_SOURCE).fillna(False).any():
+        return None
+    fitted = get_study(engine, study_id).machine_alpha
+    if fitted is None:
+        return (f"machine annotator: uncalibrated α (study {study_id}'s machine_alpha is not "
+                f"fitted; fvlab machine calibrate --study {study_id} fits it to people's "
+                "answers)")
+    return f"machine annotator: calibrated α = {fitted:.4g} (fitted to this study's people)"
 
 
 @click.command()
@@ -264,10 +291,16 @@ def simulate(output: Path, **design: object) -> None:
 @click.option("--target-power", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Search the fewest directions (annotators scaled to keep each one's number "
                    "of trials) whose power for basis_more_often reaches this.")
+@click.option("--from-machine", "from_machine", type=int, metavar="STUDY_ID",
+              help="Plan from the machine annotator's answers to this 2-AFC study: its basis "
+                   "and random accuracies and stimulus SD, the study's layers, reference kinds, "
+                   "k and trials per session; searches the design for --target-power "
+                   f"(default {MACHINE_TARGET_POWER}).")
 @_exclusions
-def power(studies: int, n_boot: int, n_perm: int, target_power: float | None,
-          max_catch_fail: float | None, min_rt_ms: int, max_fast_share: float,
-          **design: object) -> None:
+@pass_cli
+def power(cli: CliContext, studies: int, n_boot: int, n_perm: int, target_power: float | None,
+          from_machine: int | None, max_catch_fail: float | None, min_rt_ms: int,
+          max_fast_share: float, **design: object) -> None:
     """Power of a planned study to detect the given basis − random difference.
 
     Every simulated study is analysed as `fvlab analyze` would: the same exclusion rules first.
@@ -277,7 +310,13 @@ def power(studies: int, n_boot: int, n_perm: int, target_power: float | None,
     from analysis.power import power as estimate_power
     from analysis.simulate_afc import AfcSpec
 
-    spec = _spec(**design)  # type: ignore[arg-type]
+    spec: CrowdSpec | AfcSpec
+    if from_machine is not None:
+        design["task"] = AFC
+        spec = _machine_spec(cli, from_machine, design)
+        target_power = MACHINE_TARGET_POWER if target_power is None else target_power
+    else:
+        spec = _spec(**design)  # type: ignore[arg-type]
     options = Options(n_boot=n_boot, n_perm=n_perm, seed=spec.seed)
     rule = _rule(str(design["task"]), max_catch_fail, min_rt_ms, max_fast_share)
     if target_power is not None:
@@ -301,6 +340,10 @@ def power(studies: int, n_boot: int, n_perm: int, target_power: float | None,
              if isinstance(spec, AfcSpec) else "")
     click.echo(f"design: {shown}{spec.n_stimuli} stimuli, {spec.n_annotators} annotators, "
                f"k={spec.ratings_per_item}, true difference {spec.p_basis - spec.p_random:+.3f}")
+    if from_machine is not None:
+        click.echo(f"the study needs {spec.n_stimuli} directions and {spec.n_annotators} "
+                   f"people (k={spec.ratings_per_item} answers per direction and reference "
+                   f"kind) for power ≥ {target_power:.2f} to see basis_more_often")
     for key in CRITERIA:
         click.echo(f"power {key}: {found[key]:.3f} "
                    f"(± {found.margin(key):.3f}, the 95% margin of {studies} simulated studies)")
@@ -312,3 +355,53 @@ def power(studies: int, n_boot: int, n_perm: int, target_power: float | None,
                       if rule != "total")
     click.echo(f"attentive annotators excluded (the rules' false positives): {fp['total']:.2%} "
                f"({rules})")
+
+
+def _machine_spec(cli: CliContext, study_id: int, design: dict[str, object]) -> AfcSpec:
+    """The 2-AFC design planned from the machine's answers to `study_id` (printed), refusing
+    the options those answers and the study set."""
+    from analysis.machine_planning import (
+        NoMachineAnswers,
+        describe,
+        plan_from_machine,
+        study_design,
+    )
+    from analysis.simulate_afc import AfcSpec
+    from service.studies.export import ExportError, ratings_frame
+    from service.studies.study import StudyError, get_study
+
+    context = click.get_current_context()
+    flags = {param.name: max(param.opts, key=len) for param in context.command.params}
+    given = [flags[name] for name in MACHINE_SETS
+             if context.get_parameter_source(name) is not ParameterSource.DEFAULT]
+    if given:
+        raise click.UsageError(f"{', '.join(given)}: --from-machine takes these from the study "
+                               "and its machine answers")
+    try:
+        engine = cli.engine()
+        study = get_study(engine, study_id)
+        if study.task != AFC:
+            raise click.ClickException(f"study {study_id} is a {study.task} study; "
+                                       "--from-machine plans 2-AFC studies")
+        plan = plan_from_machine(ratings_frame(engine, study_id))
+        base = _spec(**design)  # type: ignore[arg-type]
+        if not isinstance(base, AfcSpec):  # the task was set to 2afc above
+            raise click.UsageError("--from-machine plans 2-AFC studies")
+        spec = study_design(plan, base, tuple(study.reference_kinds or ()),
+                            study.ratings_per_item, study.trials_per_session)
+    except NoMachineAnswers as exc:
+        raise click.ClickException(
+            f"study {study_id} has {exc}: let the machine annotator answer it first "
+            f"(fvlab machine rate --study {study_id})") from exc
+    except StudyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except (ExportError, ValueError) as exc:
+        raise click.ClickException(f"study {study_id}: {exc}") from exc
+    calibrated = (f"calibrated α = {study.machine_alpha:.3g}" if study.machine_alpha is not None
+                  else "uncalibrated α: the accuracies depend on an α not yet fitted to people "
+                       f"(fvlab machine calibrate --study {study_id})")
+    click.echo(f"planning from study {study_id}'s machine answers "
+               f"({plan.machine_annotators} machine annotators; {calibrated}):")
+    for line in describe(plan):
+        click.echo(f"  {line}")
+    return spec
