@@ -209,7 +209,8 @@ def _answers(ratings: pd.DataFrame, task: str) -> tuple[np.ndarray, np.ndarray, 
 
 def _too_fast(ratings: pd.DataFrame, limit: int) -> np.ndarray:
     """Faster than `limit` by the page's clock, or by the server's where the file has it."""
-    fast = ratings["rt_ms"].to_numpy(dtype=np.int64) < limit
+    # a machine annotator's rows have no page time: never too fast by that clock
+    fast = (ratings["rt_ms"].astype("Float64") < limit).fillna(False).to_numpy(dtype=bool)
     if "server_rt_ms" in ratings.columns:
         server = ratings["server_rt_ms"].astype("Float64")
         fast |= (server < limit).fillna(False).to_numpy(dtype=bool)

@@ -44,6 +44,8 @@ CATCH_CONDITIONS = ("catch_positive", "catch_negative")
 CONFIDENCE_RANGE = {RATING: (1, 5), AFC: (1, 3)}
 _REQUIRED_EVERYWHERE = ("rating_id", "annotator_id", "condition", "confidence", "rt_ms",
                         "created_at")
+_PAGE_ONLY = ("rt_ms",)  # empty on the machine annotator's rows (annotator_source machine)
+MACHINE_SOURCE = "machine"
 
 
 class RatingsError(ValueError):
@@ -144,11 +146,15 @@ def validate(frame: pd.DataFrame) -> pd.DataFrame:
             out[column] = text.mask(text == "")
         else:
             out[column] = _categorical(raw)
+    machine = (out["annotator_source"] == MACHINE_SOURCE).fillna(False).to_numpy(dtype=bool)
     for column in _REQUIRED_EVERYWHERE:
-        _where(frame, out[column].isna().to_numpy(), column, "is required")
+        missing = out[column].isna().to_numpy()
+        if column in _PAGE_ONLY:  # the machine annotator has no page to time it
+            missing = missing & ~machine
+        _where(frame, missing, column, "is required")
     _where(frame, ~out["condition"].isin(CONDITIONS).to_numpy(), "condition",
            f"is not one of {', '.join(CONDITIONS)}")
-    _where(frame, (out["rt_ms"] < 0).to_numpy(dtype=bool), "rt_ms", "is negative")
+    _where(frame, (out["rt_ms"] < 0).fillna(False).to_numpy(dtype=bool), "rt_ms", "is negative")
     _where(frame, (out["server_rt_ms"] < 0).fillna(False).to_numpy(dtype=bool), "server_rt_ms",
            "is negative")
     _where(frame, ~out["task"].isin(TASKS).to_numpy(), "task", f"is not one of {', '.join(TASKS)}")

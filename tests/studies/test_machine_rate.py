@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, select
 
+from analysis.load import validate
 from annotate.assign import Identity, StartRefused, start_session
 from annotate.study_items import has_room
 from service.cli import fvlab
@@ -111,6 +112,7 @@ def test_every_trial_answered_as_people_are_judged(engine: Engine) -> None:
     assert len(frame) == summary.answers
     assert set(frame["annotator_source"]) == {"machine"}
     assert frame["rt_ms"].isna().all()
+    assert validate(frame)["rt_ms"].isna().all()  # the analysis reads machine rows too
     assert ((frame["correct"] == 1) == (frame["choice"].astype(int) == [
         a[5] for a in answers])).all()
 
