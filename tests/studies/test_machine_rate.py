@@ -221,3 +221,16 @@ def test_cli_rates_a_study(engine: Engine, db_url: str, monkeypatch: pytest.Monk
     assert "uncalibrated α: 1/median |Δ| over the study's tasks" in lines[0]
     assert len(machine_answers(engine, info.id)) == int(lines[0].split(", ")[1].split()[0])
     assert np.isfinite(float(lines[0].split("mean P(correct) ")[1].split(";")[0]))
+
+
+@pytest.mark.slow
+def test_cli_rates_with_efficientnet_lite2(engine: Engine, db_url: str,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    info = small_study(engine, catch_every=0)
+    monkeypatch.setenv("FVLAB_DATABASE_URL", db_url)
+    result = CliRunner().invoke(fvlab, ["machine", "rate", "--study", str(info.id),
+                                        "--annotators", "1"])
+    assert result.exit_code == 0, result.output
+    assert "embedding efficientnet_lite2" in result.output
+    assert "uncalibrated α" in result.output
+    assert len(machine_answers(engine, info.id)) == 4
