@@ -1,6 +1,7 @@
-"""`fvlab machine score`: the machine annotator's answer to 2-AFC trials, before people see them.
+"""`fvlab machine score`: the machine annotator's answer to 2-AFC trials, before people see them;
+`fvlab machine rate` and `calibrate`: the machine annotator inside a 2-AFC study.
 
-torch and pandas are imported inside the command, so attaching this group keeps `fvlab --help`
+torch and pandas are imported inside the commands, so attaching this group keeps `fvlab --help`
 fast.
 """
 
