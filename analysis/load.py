@@ -148,10 +148,10 @@ def validate(frame: pd.DataFrame) -> pd.DataFrame:
             out[column] = _categorical(raw)
     machine = (out["annotator_source"] == MACHINE_SOURCE).fillna(False).to_numpy(dtype=bool)
     for column in _REQUIRED_EVERYWHERE:
-        missing = out[column].isna().to_numpy()
+        empty = out[column].isna().to_numpy()
         if column in _PAGE_ONLY:  # the machine annotator has no page to time it
-            missing = missing & ~machine
-        _where(frame, missing, column, "is required")
+            empty = empty & ~machine
+        _where(frame, empty, column, "is required")
     _where(frame, ~out["condition"].isin(CONDITIONS).to_numpy(), "condition",
            f"is not one of {', '.join(CONDITIONS)}")
     _where(frame, (out["rt_ms"] < 0).fillna(False).to_numpy(dtype=bool), "rt_ms", "is negative")
