@@ -171,11 +171,13 @@ def plan_from_machine(ratings: pd.DataFrame) -> MachinePlan:
 
 
 def study_design(plan: MachinePlan, base: AfcSpec, references: tuple[str, ...],
-                 ratings_per_item: int, trials_per_session: int) -> AfcSpec:
+                 ratings_per_item: int, trials_per_session: int,
+                 catch_every: int | None = None) -> AfcSpec:
     """`base` (the planner's other assumptions: annotator SD, natural and none accuracies,
     careless share, seed) with the machine's accuracies and SD, and the study's own design:
-    its layers and reference kinds, k, and each person's trials (`trials_per_session`); its
-    number of directions, a multiple of 2 × layers, starts the search."""
+    its layers and reference kinds, k, each person's trials (`trials_per_session`) and catch
+    frequency (None keeps `base`'s); its number of directions, a multiple of 2 × layers,
+    starts the search."""
     if ratings_per_item < 1 or trials_per_session < 1:
         raise ValueError("ratings per item and trials per session must be at least 1")
     step = 2 * len(plan.layers)
@@ -185,7 +187,8 @@ def study_design(plan: MachinePlan, base: AfcSpec, references: tuple[str, ...],
     spec = replace(base, n_stimuli=directions, n_annotators=annotators,
                    ratings_per_item=ratings_per_item, layers=plan.layers,
                    references=references, p_basis=plan.basis.p, p_random=plan.random.p,
-                   stimulus_sd=plan.stimulus_sd)
+                   stimulus_sd=plan.stimulus_sd,
+                   catch_every=base.catch_every if catch_every is None else catch_every)
     spec.check()
     return spec
 

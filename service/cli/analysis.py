@@ -388,7 +388,8 @@ def _machine_spec(cli: CliContext, study_id: int, design: dict[str, object]) -> 
         if not isinstance(base, AfcSpec):  # the task was set to 2afc above
             raise click.UsageError("--from-machine plans 2-AFC studies")
         spec = study_design(plan, base, tuple(study.reference_kinds or ()),
-                            study.ratings_per_item, study.trials_per_session)
+                            study.ratings_per_item, study.trials_per_session,
+                            study.catch_every)
     except NoMachineAnswers as exc:
         raise click.ClickException(
             f"study {study_id} has {exc}: let the machine annotator answer it first "

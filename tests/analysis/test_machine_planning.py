@@ -70,12 +70,14 @@ def test_the_study_design_comes_from_the_study_and_the_machine() -> None:
                        1.5, ("a", "b"), 3)
     base = AfcSpec(annotator_sd=0.5, p_none=0.52, seed=9)
     spec = study_design(plan, base, ("synthetic", "none"), ratings_per_item=4,
-                        trials_per_session=30)
+                        trials_per_session=30, catch_every=6)
     assert (spec.n_stimuli, spec.layers, spec.references) == (40, ("a", "b"),
                                                               ("synthetic", "none"))
     assert spec.n_annotators == -(-40 * 2 * 4 // 30)  # 11: each person does 30 trials
     assert (spec.p_basis, spec.p_random, spec.stimulus_sd) == (0.9, 0.7, 1.5)
     assert (spec.annotator_sd, spec.p_none, spec.seed, spec.ratings_per_item) == (0.5, 0.52, 9, 4)
+    assert spec.catch_every == 6
+    assert study_design(plan, base, ("synthetic",), 4, 30).catch_every == base.catch_every
 
 
 def test_a_bigger_machine_gap_needs_fewer_directions() -> None:
