@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, select
 
 from analysis.load import validate
+from annotate import create_app
 from annotate.assign import Identity, StartRefused, start_session
 from annotate.study_items import has_room
 from service.cli import fvlab
@@ -21,8 +22,9 @@ from service.studies.export import ratings_frame
 from service.studies.machine.rate import confidence_of
 from service.studies.progress import list_studies, study_progress
 from service.studies.study import close_study
+from tests.annotate.admin_support import sign_in
 from tests.annotate.afc_support import AfcStudyInfo, make_afc_study
-from tests.annotate.conftest import make_study
+from tests.annotate.conftest import SECRET, make_study
 from tests.studies.machine_support import (
     forget_machine,
     machine_answers,
@@ -234,3 +236,18 @@ def test_cli_rates_with_efficientnet_lite2(engine: Engine, db_url: str,
     assert "embedding efficientnet_lite2" in result.output
     assert "uncalibrated α" in result.output
     assert len(machine_answers(engine, info.id)) == 4
+
+
+def test_the_console_shows_machine_answers_apart(engine: Engine, db_url: str) -> None:
+    info = small_study(engine)
+    rate(engine, info.id, annotators=10)
+    app = create_app({"DATABASE_URL": db_url, "TESTING": True, "SECRET_KEY": SECRET})
+    client = app.test_client()
+    sign_in(client, engine)
+    page = client.get(f"/admin/studies/{info.id}").text
+    assert "0 / 6 (0%) <span class=\"muted\">+ 6 machine</span>" in page
+    assert "0 completed by people, 3 by the machine annotator (never counted towards k)" in page
+    progress = client.get(f"/admin/studies/{info.id}/progress.json").get_json()
+    assert [(c["collected"], c["machine"]) for c in progress["conditions"]] == [(0, 6), (0, 6)]
+    assert progress["completed_sessions"] == 0
+    app.extensions["fvlab_engine"].dispose()
