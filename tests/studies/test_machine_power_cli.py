@@ -33,11 +33,10 @@ ACCURACY = {"basis": 0.9, "random": 0.6}
 FAST = ["--studies", "10", "--bootstrap", "100", "--permutations", "100"]
 
 
-def add_machine_answers(engine: Engine, study_id: int, annotators: int, seed: int = 0,
-                        rt_ms: int | None = None) -> None:
+def add_machine_answers(engine: Engine, study_id: int, annotators: int, seed: int = 0) -> None:
     """`annotators` machine annotators, each answering every direction of the study once with
     synthetic references, correct with its condition's `ACCURACY` (no page time, as the
-    machine stores its answers, unless `rt_ms` is given)."""
+    machine stores its answers)."""
     rng = np.random.default_rng(seed)
     with unit_of_work(engine) as db:
         named = db.execute(
@@ -62,7 +61,7 @@ def add_machine_answers(engine: Engine, study_id: int, annotators: int, seed: in
                 db.flush()
                 correct = bool(rng.random() < ACCURACY[kind])
                 db.add(Rating(trial_id=trial.id, choice=0 if correct else 1, correct=correct,
-                              confidence=3, rt_ms=rt_ms))
+                              confidence=3, rt_ms=None))
 
 
 def invoke(db_url: str, monkeypatch: pytest.MonkeyPatch, *args: str) -> Result:
@@ -136,10 +135,8 @@ def test_a_study_without_machine_answers_names_machine_rate(
 
 
 def test_analyze_machine_notes_whether_alpha_was_calibrated(
-        engine: Engine, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    study = make_afc_study(engine, n_basis=6, n_random=6, references=2, pairs=1, k=2, trials=8,
-                           status="draft").id
-    add_machine_answers(engine, study, annotators=6, rt_ms=2000)  # times the file checks
+        engine: Engine, db_url: str, study: int, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     args = ["analyze", "--study", str(study), "--machine", "--bootstrap", "100",
             "--permutations", "100", "--max-catch-fail", "1", "-o"]
     result = invoke(db_url, monkeypatch, *args, str(tmp_path / "a"))
