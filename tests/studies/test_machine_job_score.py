@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, func, select, update
 
 from service.cli import fvlab
 from service.featurevis import embeddings
 from service.featurevis.embeddings import EmbeddingCache
 from service.store.db import unit_of_work
 from service.store.images import store
-from service.store.models import Exemplar, Job, Stimulus
+from service.store.models import Direction, Exemplar, Job, Stimulus
 from service.studies.machine.job_tasks import COLUMNS, JobTasksError, job_tasks, score_job
 from service.studies.machine.score import DEFAULT_ALPHA_RULE
 from tests.annotate.afc_support import AfcJob, make_afc_job
@@ -203,3 +203,33 @@ def test_lite2_scores_a_planted_job_basis_above_random(
     frame = pd.read_csv(out)
     assert (frame.loc[frame["condition"] == "basis", "mis"] > 0.8).all()
     assert "efficientnet_lite2" in result.output and "uncalibrated α" in result.output
+
+
+def test_a_job_made_by_the_worker_is_scored_on_all_its_query_pairs(
+        engine: Engine, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole path on the tiny model: images add, generate with an image set, the worker's
+    exemplar pass and renders, then every task the pass stored is scored."""
+    monkeypatch.setenv("FVLAB_DATABASE_URL", db_url)
+    runner = CliRunner()
+    assert runner.invoke(fvlab, ["images", "add", "photos"]).exit_code == 0
+    made = runner.invoke(fvlab, ["generate", "--model", "tiny", "--layer", "conv2", "--basis",
+                                 "2", "--random", "2", "--size", "32", "--steps", "4",
+                                 "--seed", "1", "--image-set", "photos", "--references", "2"])
+    assert made.exit_code == 0, made.output
+    job_id = int(made.output)
+    assert runner.invoke(fvlab, ["worker", "--once", "--accelerator", "cpu"]).exit_code == 0
+    with unit_of_work(engine) as db:
+        available = dict(db.execute(select(Direction.id, Direction.tasks_available)
+                                    .where(Direction.job_id == job_id)).all())
+        pairs = dict(db.execute(select(Exemplar.direction_id, func.count())
+                                .where(Exemplar.role == "query", Exemplar.sign == "max")
+                                .group_by(Exemplar.direction_id)).all())
+    out = tmp_path / "mis.csv"
+    result = invoke(db_url, monkeypatch, "--job", str(job_id), "-o", str(out), "--bootstrap",
+                    "200")
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out)
+    assert sorted(frame["condition"]) == ["basis", "basis", "random", "random"]
+    assert dict(zip(frame["direction_id"], frame["n_tasks"], strict=True)) == pairs
+    assert all(1 <= pairs[d] <= available[d] for d in pairs)
+    assert frame["mis"].between(0, 1).all()
