@@ -6,6 +6,13 @@ each half is square too. Every picture is made with the store's encoder
 (`service.store.images.encode_png`), so its bytes hold pixels and nothing else, and composed
 pictures are kept per process by what they show (`ComposedCache`), not per trial: the many
 trials of one direction share one reference picture.
+
+The queries picture is written uncompressed (`encode_png(..., stored=True)`), so every one has the
+same byte length. A catch trial's queries are two of the shown references, which for `synthetic`
+references are renders: dense detail that compresses far worse than photos (at 128 px renders of
+256 steps, 113–124 KB against 11–107 KB for two photos), so compressed, `Content-Length` alone
+would have picked out the attention checks. The references picture of a catch trial is the very
+picture its direction's other trials show, so it keeps the ordinary encoding.
 """
 
 from __future__ import annotations
@@ -58,8 +65,10 @@ def references_png(min_images: Sequence[np.ndarray], max_images: Sequence[np.nda
 
 
 def queries_png(first: np.ndarray, second: np.ndarray) -> bytes:
-    """The two queries side by side, as shown: position 0 left, position 1 right."""
-    return encode_png(np.hstack([_cell(first, QUERY_CELL), _cell(second, QUERY_CELL)])).png
+    """The two queries side by side, as shown: position 0 left, position 1 right; uncompressed,
+    so its length says nothing of what it shows."""
+    pair = np.hstack([_cell(first, QUERY_CELL), _cell(second, QUERY_CELL)])
+    return encode_png(pair, stored=True).png
 
 
 def decode(png: bytes) -> np.ndarray:

@@ -32,10 +32,10 @@ from service.store.models import (
 )
 from service.studies.afc_items import Shape, shapes
 from service.studies.catch import (
-    catch_items,
     catch_pool_complete,
-    ensure_catch_items,
     ensure_reference_check,
+    ensure_study_catch_items,
+    study_catch_items,
 )
 
 
@@ -52,7 +52,8 @@ class StudyItems:
 
 
 def stimulus_size(db: Session, study_id: int) -> int | None:
-    """The side of the study's stimuli (the most common one), which catch items must match."""
+    """The side of the study's stimuli (the most common one), which catch items must match (and
+    the byte range of the study's stimuli of that side, `service.studies.catch`)."""
     row = db.execute(
         select(Image.width, func.count())
         .join(Stimulus, Stimulus.image_sha256 == Image.sha256)
@@ -88,7 +89,7 @@ def read_items(db: Session, study: Study) -> StudyItems:
             shapes={sid: counts[did] for sid, did in named.items()},
             check_item_id=ensure_reference_check(db) if study.catch_every else None)
     size = stimulus_size(db, study.id)
-    pool = [] if size is None else catch_items(db, size)
+    pool = [] if size is None else study_catch_items(db, study.id, size)
     return StudyItems(stimuli=stimuli, stimulus_size=size,
                       catch_pool=_choices(pool) if catch_pool_complete(pool) else [])
 
@@ -148,7 +149,8 @@ def plan_trials(db: Session, study: Study, items: StudyItems, seen: set[int], no
     if not candidates:
         return []
     pool = items.catch_pool
-    if not pool and items.stimulus_size is not None:  # made once, under the lock
-        pool = _choices(ensure_catch_items(db, items.stimulus_size))
+    if not pool and items.stimulus_size is not None and (
+            study.catch_every or study.practice_count):  # made once, under the lock
+        pool = _choices(ensure_study_catch_items(db, study.id, items.stimulus_size))
     return plan_session(candidates, study.trials_per_session, study.catch_every,
                         study.practice_count, pool, rng)

@@ -25,6 +25,8 @@ from service.store.models import Image
 MAX_SIDE = 4096
 MAX_BYTES = 32 * 1024 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+COMPRESS_LEVEL = 6  # zlib level of every stored image
+STORED_LEVEL = 0  # no compression: the length is fixed by the image's size
 
 
 class ImageError(ValueError):
@@ -60,11 +62,16 @@ def _as_uint8_rgb(pixels: np.ndarray | PILImage.Image) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def encode_png(pixels: np.ndarray | PILImage.Image) -> EncodedImage:
-    """Encode pixels (uint8 0–255 or float 0–1, H×W×3) as a metadata-free PNG."""
+def encode_png(pixels: np.ndarray | PILImage.Image, *, stored: bool = False) -> EncodedImage:
+    """Encode pixels (uint8 0–255 or float 0–1, H×W×3) as a metadata-free PNG.
+
+    `stored` leaves the pixels uncompressed (zlib level 0), so the PNG's length depends on its
+    width and height alone, not on what it shows.
+    """
     array = _as_uint8_rgb(pixels)
     buffer = io.BytesIO()
-    PILImage.fromarray(array).save(buffer, format="PNG", optimize=False, compress_level=6)
+    level = STORED_LEVEL if stored else COMPRESS_LEVEL
+    PILImage.fromarray(array).save(buffer, format="PNG", optimize=False, compress_level=level)
     png = buffer.getvalue()
     return EncodedImage(
         sha256=hashlib.sha256(png).hexdigest(), png=png, width=array.shape[1], height=array.shape[0]

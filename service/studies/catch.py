@@ -3,8 +3,12 @@
 Catch trials tell careful annotators from careless ones: a positive item is a clear natural photo
 (anyone attentive says "yes, one nameable thing"), a negative item is noise or a flat texture
 ("no"). They are hidden among the stimuli, so they must look like stimuli to everything but the
-eye: the same square size and the same PNG encoding (`service.store.images.store`), with no
-metadata.
+eye: the same square size, the same PNG encoding (`service.store.images.store`) with no
+metadata, and a PNG byte length inside the range of the study's stimuli (`service.studies.
+catch_fit` redraws each picture with more or less fine detail to reach it), so that neither the
+picture's size nor its `Content-Length` gives a catch item away. An item serves every study of its
+size whose stimuli's range it lies in; a study whose range no item of some source lies in gets
+one made for it, when it is created (or at its first session start, for a study made before).
 
 A 2-AFC catch trial shows a direction's references as any trial does and takes its two queries
 from among them (IMI's attention check: the answer is in plain sight). Its trial names the
@@ -21,21 +25,31 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 import numpy as np
 import skimage.data
 from skimage.color import gray2rgb
 from skimage.filters import gaussian
 from skimage.transform import resize
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from service.store.images import encode_png, store
-from service.store.models import CatchItem, CatchKind, Image
+from service.store.models import CatchItem, CatchKind, Image, Stimulus, StudyStimulus
 from service.store.tokens import new_token
+from service.studies.catch_fit import ByteRange, fit, targets
 
 # Clear photos of one nameable thing. skimage's `cat`/`chelsea` is kept for the instructions.
-POSITIVE_SOURCES = ("astronaut", "coffee", "rocket", "camera", "clock", "horse")
+PHOTOS: dict[str, Callable[[], np.ndarray]] = {
+    "astronaut": skimage.data.astronaut,
+    "coffee": skimage.data.coffee,
+    "rocket": skimage.data.rocket,
+    "camera": skimage.data.camera,
+    "motorcycle": lambda: skimage.data.stereo_motorcycle()[0],  # the left view
+    "horse": skimage.data.horse,
+}
+POSITIVE_SOURCES = tuple(PHOTOS)
 NEGATIVE_SOURCES = (
     "uniform-noise-1",
     "uniform-noise-2",
@@ -76,7 +90,7 @@ def positive_pixels(name: str, size: int) -> np.ndarray:
     cached, since every study of one size needs the same pixels)."""
     if name not in POSITIVE_SOURCES:
         raise ValueError(f"unknown positive catch source {name!r}")
-    return _frozen(_square_rgb(getattr(skimage.data, name)(), size))
+    return _frozen(_square_rgb(PHOTOS[name](), size))
 
 
 @cache
@@ -99,15 +113,48 @@ def negative_pixels(name: str, size: int) -> np.ndarray:
     return _frozen(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
 
 
-def catch_items(session: Session, size: int) -> list[CatchItem]:
-    """The catch items of size×size that exist, without creating any."""
-    return list(session.scalars(
+def _of_study(query: Select[Any], study_id: int, size: int) -> Select[Any]:
+    """`query` over images narrowed to the study's stimuli of size×size."""
+    return (query.select_from(Image)
+            .join(Stimulus, Stimulus.image_sha256 == Image.sha256)
+            .join(StudyStimulus, StudyStimulus.stimulus_id == Stimulus.id)
+            .where(StudyStimulus.study_id == study_id, Image.width == size, Image.height == size))
+
+
+def _stimulus_lengths(session: Session, study_id: int, size: int) -> list[int]:
+    return [int(n) for n in session.scalars(
+        _of_study(select(func.length(Image.png)), study_id, size))]
+
+
+def study_byte_range(session: Session, study_id: int, size: int) -> ByteRange | None:
+    """The shortest and longest PNG among the study's stimuli of size×size; None without any."""
+    length = func.length(Image.png)
+    low, high = session.execute(
+        _of_study(select(func.min(length), func.max(length)), study_id, size)).one()
+    return None if low is None else ByteRange(int(low), int(high))
+
+
+def catch_items(session: Session, size: int, window: ByteRange) -> list[CatchItem]:
+    """The catch items of size×size whose PNG lies in `window`, the oldest of each source,
+    without creating any."""
+    found = session.scalars(
         select(CatchItem)
         .join(Image, CatchItem.image_sha256 == Image.sha256)
         .where(Image.width == size, Image.height == size,
-               CatchItem.source.startswith(SOURCE_PREFIX))
+               CatchItem.source.startswith(SOURCE_PREFIX),
+               func.length(Image.png).between(window.low, window.high))
         .order_by(CatchItem.id)
-    ))
+    )
+    oldest: dict[tuple[str, str], CatchItem] = {}
+    for item in found:
+        oldest.setdefault((item.kind, item.source), item)
+    return list(oldest.values())
+
+
+def study_catch_items(session: Session, study_id: int, size: int) -> list[CatchItem]:
+    """The catch items that fit the study's stimuli (size and byte range), without creating any."""
+    window = study_byte_range(session, study_id, size)
+    return [] if window is None else catch_items(session, size, window)
 
 
 def ensure_reference_check(session: Session) -> int:
@@ -131,32 +178,55 @@ def catch_pool_complete(items: list[CatchItem]) -> bool:
     return wanted <= {(item.kind, item.source) for item in items}
 
 
-def ensure_catch_items(session: Session, size: int) -> list[CatchItem]:
-    """Every catch item of size×size, creating the missing ones; returns positives and negatives.
+def _sources() -> list[tuple[CatchKind, str, Callable[[str, int], np.ndarray]]]:
+    """Every catch source, positives and negatives alternating, so that both kinds' target
+    lengths spread over the whole range."""
+    positives = [(CatchKind.POSITIVE, name, positive_pixels) for name in POSITIVE_SOURCES]
+    negatives = [(CatchKind.NEGATIVE, name, negative_pixels) for name in NEGATIVE_SOURCES]
+    return [source for pair in zip(positives, negatives, strict=True) for source in pair]
+
+
+def ensure_catch_items(session: Session, size: int, lengths: list[int]) -> list[CatchItem]:
+    """A catch item of every source, size×size, whose PNG lies within the range of `lengths`
+    (the stimuli's PNG byte lengths), reusing any that already fits and making the others.
+
+    Each new item aims at a quantile of `lengths` (`catch_fit.targets`), so that the pool's
+    lengths spread like the stimuli's. Raises CatchFitError (a StudyError) when some source
+    cannot be drawn inside the range; the caller's unit of work then writes nothing.
 
     Args:
         session: an open unit of work (the caller commits).
-        size: the side in pixels of the study's stimuli.
+        size: the side in pixels of the stimuli.
+        lengths: the byte lengths of the stimuli's PNGs (at least one).
     """
     if not 16 <= size <= 4096:
         raise ValueError(f"catch items are 16…4096 px square, not {size}")
-    existing = catch_items(session, size)
+    if not lengths:
+        raise ValueError("catch items need the stimuli's PNG lengths to match, got none")
+    window = ByteRange(min(lengths), max(lengths))
+    existing = catch_items(session, size, window)
     have = {(item.kind, item.source) for item in existing}
+    sources = _sources()
     created: list[CatchItem] = []
-    for kind, names, make in (
-        (CatchKind.POSITIVE, POSITIVE_SOURCES, positive_pixels),
-        (CatchKind.NEGATIVE, NEGATIVE_SOURCES, negative_pixels),
-    ):
-        for name in names:
-            source = f"{SOURCE_PREFIX}{name}"
-            if (kind, source) in have:
-                continue
-            image = store(session, make(name, size))
-            item = CatchItem(kind=kind, token=new_token(), image_sha256=image.sha256, source=source)
-            session.add(item)
-            created.append(item)
+    for index, ((kind, name, make), target) in enumerate(
+            zip(sources, targets(lengths, len(sources)), strict=True)):
+        source = f"{SOURCE_PREFIX}{name}"
+        if (kind, source) in have:
+            continue
+        pixels = fit(make(name, size), kind, window, target, seed=index + 1, name=source)
+        image = store(session, pixels)
+        item = CatchItem(kind=kind, token=new_token(), image_sha256=image.sha256, source=source)
+        session.add(item)
+        created.append(item)
     session.flush()
-    return list(existing) + created
+    return existing + created
+
+
+def ensure_study_catch_items(session: Session, study_id: int, size: int) -> list[CatchItem]:
+    """The catch items of the study's stimuli (`ensure_catch_items` over their lengths); none
+    when the study has no stimuli of size×size."""
+    lengths = _stimulus_lengths(session, study_id, size)
+    return ensure_catch_items(session, size, lengths) if lengths else []
 
 
 def _scrambled_fragments(size: int) -> np.ndarray:

@@ -41,7 +41,7 @@ from service.store.models import (
     StudyTask,
 )
 from service.studies.afc_study import AFC_QUESTION, afc_directions, check_task
-from service.studies.catch import ensure_catch_items, ensure_reference_check
+from service.studies.catch import ensure_reference_check, ensure_study_catch_items
 from service.studies.errors import StudyError
 
 DEFAULT_QUESTION = (
@@ -206,8 +206,9 @@ def _new_slug(db: Session) -> str:
 def create_study(engine: Engine, request: StudyRequest) -> int:
     """Validate the request, then write a draft study over the jobs' stimuli; returns its id.
 
-    Catch items of the stimuli's size are made in the same transaction, so the first annotator
-    does not pay for drawing them. Raises StudyError (and writes nothing) on any bad setting.
+    Catch items of the stimuli's size and PNG byte range are made in the same transaction, so
+    the first annotator does not pay for drawing them. Raises StudyError (and writes nothing) on
+    any bad setting, or when no catch item can be drawn inside the stimuli's byte range.
     """
     task, reference_kinds = check_task(request.task, request.reference_kinds,
                                        request.catch_every)
@@ -234,7 +235,8 @@ def create_study(engine: Engine, request: StudyRequest) -> int:
         db.flush()
         db.add_all(StudyStimulus(study_id=study.id, stimulus_id=s) for s in stimulus_ids)
         if reference_kinds is None:
-            ensure_catch_items(db, size)
+            if request.catch_every or request.practice_count:  # both show catch items
+                ensure_study_catch_items(db, study.id, size)
         else:
             ensure_reference_check(db)
         return study.id

@@ -17,10 +17,10 @@ from os.path import commonprefix
 
 from flask.testing import FlaskClient
 from PIL import Image as PILImage
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from werkzeug.test import TestResponse
 
-from service.store.models import CatchItem, Image, Stimulus, Trial
+from service.store.models import CatchItem, Image, Stimulus, StudyStimulus, Trial
 from tests.annotate.conftest import StudyInfo, make_study
 
 TRIAL_KEYS = {"token", "practice", "image", "shown", "rating"}
@@ -67,6 +67,18 @@ def _secrets(engine: Engine, info: StudyInfo) -> list[str]:
             *stimulus_tokens, *catch_tokens, *catch_sources, *hashes]
 
 
+def _stimulus_length_range(engine: Engine, study_id: int) -> tuple[int, int]:
+    """The shortest and longest stimulus PNG of the study (all of them, served or not)."""
+    with engine.connect() as conn:
+        lengths = list(conn.scalars(
+            select(func.length(Image.png))
+            .join(Stimulus, Stimulus.image_sha256 == Image.sha256)
+            .join(StudyStimulus, StudyStimulus.stimulus_id == Stimulus.id)
+            .where(StudyStimulus.study_id == study_id)))
+    assert lengths
+    return min(lengths), max(lengths)
+
+
 def test_a_whole_session_reveals_nothing(client: FlaskClient, engine: Engine) -> None:
     info = make_study(engine, n_basis=5, n_random=5, trials=8, catch_every=3, practice=2)
     browser = Recorder(client)
@@ -81,6 +93,7 @@ def test_a_whole_session_reveals_nothing(client: FlaskClient, engine: Engine) ->
     for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
         browser.get(asset)
     images: list[TestResponse] = []
+    served: list[tuple[str, TestResponse]] = []
     rating_keys: set[frozenset[str]] = set()
     while True:
         state = browser.get("/api/v1/session").get_json()
@@ -91,6 +104,7 @@ def test_a_whole_session_reveals_nothing(client: FlaskClient, engine: Engine) ->
         trial = upcoming[0]
         assert set(trial) == TRIAL_KEYS
         images.append(browser.get(trial["image"]))
+        served.append((trial["token"], images[-1]))
         assert browser.post(trial["shown"]).status_code == 204
         stored = browser.post(trial["rating"], json={"interpretable": True, "confidence": 3,
                                                      "label": None, "rt_ms": 800})
@@ -119,6 +133,15 @@ def test_a_whole_session_reveals_nothing(client: FlaskClient, engine: Engine) ->
         assert response.status_code == 200 and response.mimetype == "image/png"
         assert _png_chunks(response.data) == [b"IHDR", b"IDAT", b"IEND"]
         assert PILImage.open(io.BytesIO(response.data)).size == (32, 32)
+
+    # Lengths: no catch or practice picture is shorter or longer than the study's stimuli, so
+    # Content-Length cannot pick out the attention checks.
+    low, high = _stimulus_length_range(engine, info.id)
+    kind_of = dict((token, kind) for kind, token in trials)
+    checks = [(token, r) for token, r in served if kind_of[token] != "stimulus"]
+    assert {kind_of[token] for token, _ in checks} == {"catch", "practice"}
+    for token, response in served:
+        assert low <= int(response.headers["Content-Length"]) <= high, (kind_of[token], low, high)
 
     # Tokens: random, unrelated to each other and to position.
     tokens = [token for _, token in trials]
@@ -173,6 +196,27 @@ def _shape(value: object) -> object:
     if isinstance(value, str):
         return re.sub(r"[A-Za-z0-9_-]{32}", "T", value)
     return type(value).__name__
+
+
+def _afc_length_ranges(engine: Engine, images: dict[int, dict[str, list[str]]]
+                       ) -> dict[str, tuple[int, int]]:
+    """The shortest and longest composed picture of each part over every stimulus trial the
+    study could serve: each direction's query pairs in both orders, its references of each
+    kind with pictures."""
+    from annotate.compose import decode, queries_png, references_png
+
+    with engine.connect() as conn:
+        pixels = {sha: decode(png) for sha, png in conn.execute(select(Image.sha256, Image.png))}
+    lengths: dict[str, list[int]] = {"references": [], "queries": []}
+    for shown in images.values():
+        for high, low in zip(shown["query_max"], shown["query_min"], strict=True):
+            for first, second in ((high, low), (low, high)):
+                lengths["queries"].append(len(queries_png(pixels[first], pixels[second])))
+        for kind in ("synthetic", "natural"):
+            lengths["references"].append(len(references_png(
+                [pixels[sha] for sha in shown[f"{kind}_min"]],
+                [pixels[sha] for sha in shown[f"{kind}_max"]])))
+    return {part: (min(found), max(found)) for part, found in lengths.items()}
 
 
 def test_a_whole_2afc_session_reveals_nothing(client: FlaskClient, engine: Engine) -> None:
@@ -234,7 +278,7 @@ def test_a_whole_2afc_session_reveals_nothing(client: FlaskClient, engine: Engin
         "synthetic": 1, "natural": 1, "none": 1}
 
     # Pictures: one size per part whatever the trial, only pixel chunks, bytes that are the
-    # store encoder's for those pixels, the same headers.
+    # store encoder's for those pixels (the queries uncompressed), the same headers.
     sizes = {"references": set(), "queries": set()}
     responses = []
     for trial, _, references, queries in seen:
@@ -248,10 +292,28 @@ def test_a_whole_2afc_session_reveals_nothing(client: FlaskClient, engine: Engin
             assert chunks[0] == b"IHDR" and chunks[-1] == b"IEND"
             assert set(chunks[1:-1]) == {b"IDAT"}
             pixels = PILImage.open(io.BytesIO(response.data)).convert("RGB")
-            assert encode_png(pixels).png == response.data
+            assert encode_png(pixels, stored=part == "queries").png == response.data
             sizes[part].add(pixels.size)
             responses.append(response)
     assert sizes == {"references": {(384, 192)}, "queries": {(320, 160)}}
+
+    # Lengths: a catch trial's pictures are no shorter or longer than the study's stimulus
+    # trials' pictures could be (any direction, pair, order and reference kind shown), so
+    # Content-Length cannot pick out the attention checks.
+    ranges = _afc_length_ranges(engine, info.job.images)
+    catch_parts = 0
+    for trial, _, references, queries in seen:
+        if rows[trial["token"]][0] != "catch":
+            continue
+        for part, response in (("references", references), ("queries", queries)):
+            assert response is not None
+            low, high = ranges[part]
+            assert low <= int(response.headers["Content-Length"]) <= high, (part, low, high)
+            catch_parts += 1
+    assert catch_parts == 2 * kinds["catch"]
+    # The queries picture, where a catch trial's differ (two references, not two photos), has one
+    # length whatever it shows.
+    assert len({int(queries.headers["Content-Length"]) for *_, queries in seen}) == 1
     header_sets = {tuple(sorted((k, v) for k, v in r.headers.items() if k != "Content-Length"))
                    for r in responses}
     assert len(header_sets) == 1

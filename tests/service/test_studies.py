@@ -7,7 +7,6 @@ import re
 from dataclasses import replace
 from datetime import timedelta
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, func, select
@@ -40,6 +39,7 @@ from service.studies.study import (
     get_study,
     open_study,
 )
+from tests.annotate.conftest import stimulus_pixels
 
 _pixels = itertools.count(1)
 
@@ -62,8 +62,8 @@ def make_job(engine: Engine, *, n_basis: int = 3, n_random: int = 3, size: int =
                 db.flush()
                 if not rendered:
                     continue
-                pixels = np.random.default_rng(next(_pixels)).integers(0, 256, (size, size, 3))
-                image = store(db, pixels.astype(np.uint8))
+                # render-like pictures: uniform noise has one PNG length, which no catch photo has
+                image = store(db, stimulus_pixels(next(_pixels), size))
                 db.add(Stimulus(direction_id=direction.id, token=new_token(),
                                 image_sha256=image.sha256, objective=1.0, render_seconds=0.1))
         return job.id
