@@ -1,16 +1,16 @@
 """Synthetic references: K diverse renders of +v (max) and K of −v (min) per direction.
 
-The K images of one direction and sign are one batch, a diversity group (Lucid's Gram-matrix
-term, see `objectives.gram_similarity`), rendered by the same `render` as every other image.
-Each image records its objective and the best natural exemplar's on the same objective: the
-maximum, over the direction's K natural references of that sign (from the job's exemplar pass),
-of the objective of sign × v on the photo resized to the render size, untransformed.
+The K images of one direction and sign are a diversity group (Lucid's Gram-matrix term, see
+`objectives.gram_similarity`), rendered by the same `render` as every other image. Each image
+records its objective and the best natural exemplar's on the same objective: the maximum, over
+the direction's K natural references of that sign (from the job's exemplar pass), of the
+objective of sign × v on the photo resized to the render size, untransformed.
 
 With the job's diversity weight left to search (`--diversity auto`), IMI's rule decides it per
-direction and sign: the largest weight of `AUTO_DIVERSITY_WEIGHTS` for which the weakest of the K
-images still beats the best natural exemplar. All candidate weights are rendered as groups of
-one batch (each group is independent of the others), and the chosen group is kept; if none
-passes, the smallest weight's images are kept and fail the quality gate visibly.
+direction and sign: the largest weight of `AUTO_DIVERSITY_WEIGHTS` for which the weakest of the
+K images still beats the best natural exemplar. All candidate weights are rendered, each as its
+own group (independent of the others), and the chosen group is kept; if none passes, the
+smallest weight's images are kept and fail the quality gate visibly.
 """
 
 from __future__ import annotations
@@ -74,9 +74,15 @@ def _choose(objectives: np.ndarray, best_natural: float) -> int:
 
 def render_references(
     engine: Engine, shard: ClaimedShard, model: LoadedModel, device: torch.device,
-    autocast: Autocast, check: Callable[[int, int], None] | None = None,
+    autocast: Autocast, batch_size: int, check: Callable[[int, int], None] | None = None,
 ) -> list[RenderedImage]:
     """Render K references of each sign for every direction of a shard (see the module doc).
+
+    The shard's groups (direction × sign × candidate weight, K images each) are rendered
+    together, as many whole groups to a batch as `batch_size` images allow (at least one):
+    every image has its own seed and every group its own diversity term, so an image does not
+    depend on the batch it lands in, and a few large batches use a CPU far better than one
+    small batch per direction and sign.
 
     Raises RuntimeError when a direction has no natural references (its exemplar pass is
     missing), since there would be nothing to judge its renders against.
@@ -88,28 +94,37 @@ def render_references(
     k = shard.references
     weights = AUTO_DIVERSITY_WEIGHTS if shard.diversity is None else (shard.diversity,)
     naturals = natural_references(engine, [d.id for d in shard.directions], settings.image_size)
+    keys = [(direction, sign) for direction in shard.directions for sign in SIGN_FACTORS]
+    for direction, sign in keys:
+        if (direction.id, sign) not in naturals:
+            raise RuntimeError(f"direction {direction.id} has no natural {sign} references")
+    groups = [
+        [RenderRequest(direction.layer, direction.vector, seed=_seed(direction, sign, r),
+                       sign=SIGN_FACTORS[sign], group=index * len(weights) + g, diversity=weight)
+         for r in range(k)]
+        for index, (direction, sign) in enumerate(keys) for g, weight in enumerate(weights)
+    ]
+    per_batch = max(1, batch_size // k)
+    objectives: list[float] = []
+    results = []
+    for start in range(0, len(groups), per_batch):
+        requests = [request for group in groups[start : start + per_batch] for request in group]
+        done = render(model, requests, settings, seed=shard.seed, device=device, progress=check,
+                      autocast=autocast)
+        results.extend(done)
+        objectives.extend(r.objective for r in done)
+    values = np.array(objectives).reshape(len(keys), len(weights), k)
     images: list[RenderedImage] = []
-    for direction in shard.directions:
-        for sign, factor in SIGN_FACTORS.items():
-            photos = naturals.get((direction.id, sign))
-            if photos is None:
-                raise RuntimeError(f"direction {direction.id} has no natural {sign} references")
-            requests = [
-                RenderRequest(direction.layer, direction.vector, seed=_seed(direction, sign, r),
-                              sign=factor, group=g, diversity=weight)
-                for g, weight in enumerate(weights) for r in range(k)
-            ]
-            results = render(model, requests, settings, seed=shard.seed, device=device,
-                             progress=check, autocast=autocast)
-            best = float(natural_max(model, requests[:1], settings, photos=photos,
-                                     device=device)[0])
-            values = np.array([r.objective for r in results]).reshape(len(weights), k)
-            chosen = _choose(values, best)
-            for r, result in enumerate(results[chosen * k : (chosen + 1) * k]):
-                images.append(RenderedImage(
-                    direction_id=direction.id, replicate=r, pixels=result.image,
-                    objective=result.objective, natural_max=best,
-                    seconds=result.seconds * len(weights), sign=sign,
-                    diversity=weights[chosen],
-                ))
+    for index, (direction, sign) in enumerate(keys):
+        first = groups[index * len(weights)][:1]
+        best = float(natural_max(model, first, settings, photos=naturals[(direction.id, sign)],
+                                 device=device)[0])
+        chosen = _choose(values[index], best)
+        kept = (index * len(weights) + chosen) * k
+        for r, result in enumerate(results[kept : kept + k]):
+            images.append(RenderedImage(
+                direction_id=direction.id, replicate=r, pixels=result.image,
+                objective=result.objective, natural_max=best,
+                seconds=result.seconds * len(weights), sign=sign, diversity=weights[chosen],
+            ))
     return images

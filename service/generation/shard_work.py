@@ -50,7 +50,8 @@ def produce(
     model = _model_on(shard.model, shard.weights, weights_dir, fabric.device)
     if shard.kind == ShardKind.EXEMPLARS:
         return score_layer(engine, shard, model, batch_size, check)
-    return render_references(engine, shard, model, fabric.device, fabric.autocast, check)
+    return render_references(engine, shard, model, fabric.device, fabric.autocast, batch_size,
+                             check)
 
 
 def complete(engine: Engine, shard_id: int, result: ShardResult) -> int | None:
