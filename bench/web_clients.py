@@ -13,6 +13,7 @@ before the database is counted.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import random
 import time
@@ -54,6 +55,13 @@ class Tally:
         return table
 
 
+def _stale_connection(exc: Exception) -> bool:
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return True
+    return (not isinstance(exc, aiohttp.ClientConnectorError)
+            and getattr(exc, "errno", None) in (errno.ECONNRESET, errno.EPIPE))
+
+
 class Client:
     """One browser; `call` times a request and checks its status."""
 
@@ -75,10 +83,11 @@ class Client:
                     body = await response.read()
                     status = response.status
                 break
-            except aiohttp.ServerDisconnectedError as exc:
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
                 # The server closed a kept-alive connection just as the request went out on
-                # it; browsers resend such a request once on a new connection, and so do we.
-                if attempt == 0:
+                # it (seen as a disconnect or a reset); browsers resend such a request once on a
+                # new connection, and so do we. A connection that cannot be made is an error.
+                if attempt == 0 and _stale_connection(exc):
                     self.tally.reconnects += 1
                     continue
                 self.tally.errors[f"{route}: {type(exc).__name__}"] += 1
