@@ -31,6 +31,7 @@ from typing import cast
 import numpy as np
 import pandas as pd
 
+from analysis.load import machine_rows
 from analysis.tasks import AFC, RATING
 from service.studies.ratings_file import CATCH_CONDITIONS, expected_answer
 
@@ -222,12 +223,15 @@ def session_times(ratings: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame
 
     Sessions are matched on `session_id`; a sessions export that shares no session with the
     ratings is refused (it is another study's), since applying its times would exclude nobody
-    and say nothing.
+    and say nothing. The machine annotator's sessions are left unknown: it reads no instructions
+    and answers in no time, and the time rules are about people's attention.
     """
     mine = sessions[sessions["session_id"].isin(ratings["session_id"].dropna().unique())]
     if mine.empty:
         raise ValueError("the sessions export holds none of the ratings' sessions; export the "
                          "sessions of the same study")
+    machine = ratings.loc[machine_rows(ratings), "annotator_id"].unique()
+    mine = mine[~mine["annotator_id"].isin(machine)]
     seconds = pd.DataFrame({
         "annotator_id": mine["annotator_id"].to_numpy(dtype=np.int64),
         "total": mine["total_seconds"].astype("float64").to_numpy(),

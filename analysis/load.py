@@ -30,6 +30,7 @@ from service.studies.ratings_file import (
     CONDITIONS,
     FLOAT_COLUMNS,
     INT_COLUMNS,
+    MACHINE_SOURCE,
     RATINGS_COLUMNS,
     REQUIRED_COLUMNS,
     SESSIONS_COLUMNS,
@@ -45,11 +46,17 @@ CONFIDENCE_RANGE = {RATING: (1, 5), AFC: (1, 3)}
 _REQUIRED_EVERYWHERE = ("rating_id", "annotator_id", "condition", "confidence", "rt_ms",
                         "created_at")
 _PAGE_ONLY = ("rt_ms",)  # empty on the machine annotator's rows (annotator_source machine)
-MACHINE_SOURCE = "machine"
 
 
 class RatingsError(ValueError):
     """The ratings cannot be analysed as given; the message names the row and column."""
+
+
+def machine_rows(ratings: pd.DataFrame) -> np.ndarray:
+    """Which rows are the machine annotator's (none in a file without `annotator_source`)."""
+    if "annotator_source" not in ratings.columns:
+        return np.zeros(len(ratings), dtype=bool)
+    return (ratings["annotator_source"] == MACHINE_SOURCE).fillna(False).to_numpy(dtype=bool)
 
 
 def _where(frame: pd.DataFrame, bad: np.ndarray, column: str, problem: str) -> None:
@@ -146,7 +153,7 @@ def validate(frame: pd.DataFrame) -> pd.DataFrame:
             out[column] = text.mask(text == "")
         else:
             out[column] = _categorical(raw)
-    machine = (out["annotator_source"] == MACHINE_SOURCE).fillna(False).to_numpy(dtype=bool)
+    machine = machine_rows(out)
     for column in _REQUIRED_EVERYWHERE:
         empty = out[column].isna().to_numpy()
         if column in _PAGE_ONLY:  # the machine annotator has no page to time it

@@ -30,11 +30,11 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
+from analysis.load import machine_rows
 from analysis.simulate_afc import AfcSpec
 from analysis.tasks import AFC
 from service.studies.ratings_file import Condition
 
-MACHINE_SOURCE = "machine"
 PRIMARY = "synthetic"
 MIN_ANSWERS_PER_DIRECTION = 2  # the median a direction needs for the SD to be identified
 QUADRATURE_NODES = 40
@@ -80,7 +80,7 @@ def _machine_rows(ratings: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"the ratings lack column(s) {', '.join(missing)}; a 2-AFC study's "
                          "export has them")
-    machine = (ratings["annotator_source"] == MACHINE_SOURCE).fillna(False).to_numpy(dtype=bool)
+    machine = machine_rows(ratings)
     if not machine.any():
         raise NoMachineAnswers("no machine annotator's answers (annotator_source machine)")
     rows = ratings.loc[machine]

@@ -31,7 +31,7 @@ from analysis.agreement import agreement, alpha
 from analysis.estimate import Estimates, Options, estimate
 from analysis.exclusions import ExclusionRule, Exclusions, apply_exclusions, find_exclusions
 from analysis.glm import odds_ratio
-from analysis.load import task_of
+from analysis.load import machine_rows, task_of
 from analysis.mixed import mixed_model
 from analysis.results import (
     AnalysisResult,
@@ -52,9 +52,9 @@ from service.studies.ratings_file import STIMULUS_CONDITIONS, Condition
 
 ANALYSIS_COLUMNS = ("annotator_id", "session_id", "stimulus_id", "catch_item_id", "layer",
                     "condition", "interpretable", "confidence", "label", "rt_ms", "server_rt_ms",
-                    "reference", "correct", "choice", "query_gap")
+                    "reference", "correct", "choice", "query_gap",
+                    "annotator_source")  # the time rules pass over the machine's sessions
 ANNOTATOR_GROUPS = ("human", "machine", "all")  # whose answers an analysis reads
-MACHINE_SOURCE = "machine"
 
 
 @dataclass(frozen=True)
@@ -88,10 +88,7 @@ def select_annotators(ratings: pd.DataFrame, which: str) -> pd.DataFrame:
                          f"{which!r}")
     if which == "all":
         return ratings
-    machine = np.zeros(len(ratings), dtype=bool)
-    if "annotator_source" in ratings.columns:
-        machine = (ratings["annotator_source"] == MACHINE_SOURCE).fillna(False).to_numpy(
-            dtype=bool)
+    machine = machine_rows(ratings)
     keep = machine if which == "machine" else ~machine
     if not keep.any():
         other = "machine annotators'" if which == "human" else "people's"

@@ -250,11 +250,10 @@ def analyze(cli: CliContext, ratings: Path | None, study_id: int | None,
 
 def _machine_alpha_note(engine: Engine, study_id: int, frame: pd.DataFrame) -> str | None:
     """Whether the machine answers analysed came from a calibrated α (None: there are none)."""
-    from analysis.pipeline import MACHINE_SOURCE
+    from analysis.load import machine_rows
     from service.studies.study import get_study
 
-    if "annotator_source" not in frame.columns or not (
-            frame["annotator_source"] == MACHINE_SOURCE).fillna(False).any():
+    if not machine_rows(frame).any():
         return None
     fitted = get_study(engine, study_id).machine_alpha
     if fitted is None:

@@ -54,6 +54,8 @@ RATINGS_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + APPENDED_COLUMNS
 # the same values (a test keeps them equal); this module cannot import the ORM to share them.
 TASKS: tuple[str, ...] = ("rating", "2afc")
 REFERENCES: tuple[str, ...] = ("synthetic", "natural", "none")
+# annotator_source of the machine annotator's rows: left out of an analysis unless asked for
+MACHINE_SOURCE = "machine"
 
 
 class Condition(StrEnum):

@@ -149,6 +149,23 @@ def test_machine_annotators_are_left_out_unless_asked(study) -> None:  # type: i
         analyze(ratings, replace(FAST, annotators="machine"))
 
 
+def test_time_rules_never_judge_the_machine(study) -> None:  # type: ignore[no-untyped-def]
+    """Machine sessions take no time and skip the instructions; only people are timed."""
+    ratings, result = study
+    calm = [int(a) for a in ratings["annotator_id"].unique()
+            if a not in result.excluded_annotators]
+    machines, person = calm[:4], calm[4]
+    both = _machine_too(ratings, machines)
+    instant = dict.fromkeys([*machines, person], 0.0)
+    sessions = _sessions(both, instant, instant)
+    for which in ("machine", "all"):
+        found = analyze(both, replace(FAST, annotators=which), sessions=sessions)
+        assert not set(machines) & set(found.excluded_annotators), which
+        assert found.n_annotators >= len(machines)
+    everyone = analyze(both, replace(FAST, annotators="all"), sessions=sessions)
+    assert everyone.exclusions.broken(person) == ["total_time", "instructions_time"]
+
+
 def test_too_fast_by_the_servers_clock(study) -> None:  # type: ignore[no-untyped-def]
     """A page that reports a calm rt_ms for instant answers is caught by server_rt_ms."""
     ratings, result = study

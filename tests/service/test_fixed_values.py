@@ -16,6 +16,7 @@ from service.studies.progress import study_progress
 from service.studies.ratings_file import (
     CATCH_CONDITIONS,
     CONDITIONS,
+    MACHINE_SOURCE,
     REFERENCES,
     STIMULUS_CONDITIONS,
     TASKS,
@@ -86,6 +87,7 @@ def test_conditions_are_the_direction_kinds_and_the_catch_kinds() -> None:
 def test_the_ratings_file_names_the_study_tasks_and_reference_kinds() -> None:
     assert TASKS == tuple(t.value for t in models.StudyTask)
     assert REFERENCES == tuple(r.value for r in models.ReferenceKind)
+    assert MACHINE_SOURCE == models.AnnotatorSource.MACHINE
 
 
 def test_expected_answer_is_yes_to_a_photo_and_no_to_noise() -> None:
