@@ -9,10 +9,11 @@ trials of one direction share one reference picture.
 
 The queries picture is written uncompressed (`encode_png(..., stored=True)`), so every one has the
 same byte length. A catch trial's queries are two of the shown references, which for `synthetic`
-references are renders: dense detail that compresses far worse than photos (at 128 px renders of
-256 steps, 113–124 KB against 11–107 KB for two photos), so compressed, `Content-Length` alone
-would have picked out the attention checks. The references picture of a catch trial is the very
-picture its direction's other trials show, so it keeps the ordinary encoding.
+references are renders: dense detail that compresses far worse than photos (two renders of the
+demo job 106–114 KB, two built-in photos 11–107 KB; `bench/catch_lengths.py`), so compressed,
+`Content-Length` alone would have picked out most attention checks. The references picture of a
+catch trial is the very picture its direction's other trials show, so it keeps the ordinary
+encoding.
 """
 
 from __future__ import annotations
