@@ -9,8 +9,9 @@ store's own encoder (`service.store.images.encode_png`), so its bytes are what t
 write for its pixels and nothing else.
 
 One knob, `detail` in [-1, 1], 0 being the source as drawn. Below 0 it takes fine detail away:
-a photo is blurred (σ up to 1/48 of its side, so a 128 px photo stays plainly a photo), noise
-loses contrast towards its mean colour (down to a flat field, still a plain "no"). Above 0 it
+a photo is blurred (σ up to 1/48 of its side, so a 128 px photo stays plainly a photo) and drawn
+with fewer levels per channel (down to 16, which PNG's filters turn into long runs), noise loses
+contrast towards its mean colour (down to a flat field, still a plain "no"). Above 0 it
 adds seeded Gaussian grain to each channel (up to σ = 24 levels on a photo, whose levels are
 first drawn in by 1.5 σ so the grain is not clipped away; up to σ = 64 on noise, which stays
 noise). The PNG length grows with detail almost monotonically but not exactly (clipping,
@@ -30,6 +31,7 @@ from service.store.models import CatchKind
 from service.studies.errors import StudyError
 
 PHOTO_BLUR = 1 / 48  # the strongest blur's σ, as a fraction of the side
+PHOTO_MIN_LEVELS = 16.0  # the coarsest levels per channel a photo is drawn with (256 as drawn)
 PHOTO_GRAIN = 24.0  # the strongest grain's σ on a photo, in levels of 0–255
 GRAIN_HEADROOM = 1.5  # a photo's levels are drawn in by this many σ of grain before adding it
 NOISE_GRAIN = 64.0  # the strongest grain's σ on noise
@@ -74,8 +76,12 @@ def adjusted(base: np.ndarray, kind: CatchKind, detail: float, grain: np.ndarray
     """The catch picture `base` (uint8 RGB) with `detail` in [-1, 1] applied, as uint8 RGB."""
     pixels = base.astype(np.float64)
     if kind == CatchKind.POSITIVE and detail < 0:
-        sigma = -detail * PHOTO_BLUR * base.shape[0]
+        amount = -detail
+        sigma = amount * PHOTO_BLUR * base.shape[0]
         pixels = gaussian(pixels, sigma=sigma, channel_axis=-1, preserve_range=True)
+        levels = 256.0 ** (1 - amount) * PHOTO_MIN_LEVELS ** amount  # geometric: 256 → 16
+        step = 255.0 / (levels - 1)
+        pixels = np.rint(pixels / step) * step
     elif kind == CatchKind.POSITIVE:
         sigma = detail * PHOTO_GRAIN
         room = GRAIN_HEADROOM * sigma
