@@ -14,6 +14,7 @@ import itertools
 
 import numpy as np
 from sqlalchemy import Engine, update
+from sqlalchemy.orm import Session
 
 from service.store.db import make_engine, unit_of_work
 from service.store.images import store
@@ -93,8 +94,8 @@ def setup_rating_study(url: str, n_stimuli: int) -> None:
     engine.dispose()
 
 
-def _afc_direction(db, rng: np.random.Generator, job: Job, image_set: ImageSet,  # type: ignore[no-untyped-def]
-                   kind: str, index: int, positions: itertools.count) -> None:
+def _afc_direction(db: Session, rng: np.random.Generator, job: Job, image_set: ImageSet,
+                   kind: str, index: int, positions: itertools.count[int]) -> None:
     """One direction with REFERENCES renders of each sign and, from the image set,
     REFERENCES natural references a side and QUERY_PAIRS query pairs."""
     direction = Direction(job_id=job.id, layer="blocks.10", kind=kind, index=index,
