@@ -2,9 +2,11 @@
 
 It migrates the SQLite store, makes a researcher login and a secret key the first time (kept
 under the data dir, readable by the owner only), queues the demo job unless one exists, starts
-`fvlab worker` and `fvlab serve` as children in this process group, opens a demo study over the
-job once it has rendered, and prints the annotator link and the admin login. Ctrl-C (or SIGTERM)
-stops both children cleanly. A second run reuses everything and is up in seconds.
+`fvlab worker` and `fvlab serve` as children in this process group, opens a rating study and a
+2-AFC study over the job once it has rendered, pilots the 2-AFC study with the machine annotator
+(`demo_pilot`), and prints the machine's findings, the annotator links and the admin login.
+Ctrl-C (or SIGTERM) stops both children cleanly. A second run reuses everything and is up in
+seconds.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from service.generation.jobs import demo_job_id, submit_demo_if_empty, watch
 from service.store.accounts import create_user
 from service.store.db import make_engine, unit_of_work
 from service.store.migrate import upgrade
-from service.store.models import Study, StudyStimulus, User
+from service.store.models import Job, Study, StudyStimulus, User
 
 ADMIN_NAME = "admin"
 DEMO_STUDY_NAME = "Picture ratings"
@@ -91,6 +93,26 @@ def _demo_study_slug(engine: Engine, job_id: int) -> str:
         return study.slug
 
 
+def _studies(engine: Engine, job_id: int, data_dir: Path, env: dict[str, str],
+             base: str) -> list[str]:
+    """Open the demo's studies over the rendered job, pilot the 2-AFC one with the machine
+    annotator, and return what to print: the machine's findings and the annotator links.
+
+    A demo job from before natural exemplars (no image set) gets the rating study only.
+    """
+    from service.cli import demo_pilot
+
+    links = [f"annotator link (yes/no ratings): {base}/study/{_demo_study_slug(engine, job_id)}"]
+    with unit_of_work(engine) as session:
+        has_exemplars = session.get_one(Job, job_id).image_set_id is not None
+    if not has_exemplars:
+        return links
+    study_id, slug = demo_pilot.afc_study(engine, job_id)
+    folder = demo_pilot.pilot(engine, study_id, data_dir, env)
+    lines = demo_pilot.summary(folder, demo_pilot.is_calibrated(engine, study_id))
+    return [*lines, *links, f"annotator link (2-AFC): {base}/study/{slug}"]
+
+
 def _child_signals() -> None:
     """In a child before exec: Ctrl-C is left to us (so we stop the children in order), and
     the signals we block while starting it are let through again."""
@@ -136,9 +158,14 @@ def _stop(children: list[subprocess.Popen[bytes]]) -> None:
 
 def _wait_for_job(engine: Engine, job_id: int, children: list[subprocess.Popen[bytes]]) -> str:
     """Poll the demo job until it ends, printing its progress; returns its final status."""
+    from service.generation.job_sheet import reference_report
+
     shown = None
     for job in watch(engine, job_id, POLL_SECONDS):
-        line = f"demo job {job_id}: {job.progress}/{job.total} images, {job.status}"
+        report = reference_report(engine, job_id)
+        scored = ("" if report is None else f"exemplar pass {report.exemplar_layers_done}/"
+                  f"{report.exemplar_layers} layers, ")
+        line = f"demo job {job_id}: {scored}{job.progress}/{job.total} images, {job.status}"
         if line != shown:
             print(line, flush=True)
             shown = line
@@ -159,10 +186,17 @@ def _prepare(settings: Settings) -> tuple[Engine, dict[str, str], str | None, in
     engine = make_engine(settings.database_url)
     upgrade(settings.database_url)
     password = _admin_password(engine, settings.data_dir)
-    queued = submit_demo_if_empty(engine)
+    queued = submit_demo_if_empty(engine, _import_progress)
     if queued is not None:
-        print(f"queued the demo job {queued} (EfficientNet-Lite0, basis and random)", flush=True)
+        print(f"queued the demo job {queued} (EfficientNet-Lite0, basis and random directions, "
+              "natural exemplars from the built-in photos)", flush=True)
     return engine, env, password, _demo_job_id(engine)
+
+
+def _import_progress(done: int, total: int) -> None:
+    """The built-in photos' import, a line at every quarter (it takes seconds)."""
+    if done == total or done % max(1, total // 4) == 0:
+        print(f"importing the built-in photos: {done}/{total}", flush=True)
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
@@ -174,11 +208,13 @@ def _interrupt(_signum: int, _frame: object) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @pass_cli
 def demo(cli: CliContext, host: str, port: int) -> None:
-    """Run the demo: render the demo job, open a study over it, serve the site.
+    """Run the demo: render the demo job, open studies over it, pilot one, serve the site.
 
     Migrates the store, queues the demo job (EfficientNet-Lite0, basis and random directions of
-    two layers) unless a job exists, starts a worker and the site, prints the annotator link
-    and the researcher login. Ctrl-C stops everything.
+    two layers, natural exemplars from the built-in photos) unless a job exists, starts a worker
+    and the site, opens a rating and a 2-AFC study, lets the machine annotator answer the 2-AFC
+    study and analyses it, and prints the machine's accuracy for basis and random directions,
+    its verdict, the annotator links and the researcher login. Ctrl-C stops everything.
     """
     sys.exit(_run(cli.settings.check_all(), host, port))
 
@@ -198,7 +234,8 @@ def _run(settings: Settings, host: str, port: int) -> int:
         else:
             print(f"admin login: {ADMIN_NAME} / {password}", flush=True)
         if job_id is not None and _wait_for_job(engine, job_id, children) == "done":
-            print(f"annotator link: {base}/study/{_demo_study_slug(engine, job_id)}", flush=True)
+            for line in _studies(engine, job_id, settings.data_dir, env, base):
+                print(line, flush=True)
         print("running; press Ctrl-C to stop the worker and the site", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(1.0)

@@ -88,8 +88,9 @@ def _diversity(_ctx: click.Context, _param: click.Parameter, value: str | None
                    "harder tasks (default: just past the natural references).")
 @click.option("--demo", is_flag=True,
               help="Submit the demo job of `fvlab demo` (EfficientNet-Lite0, 4 basis and 4 random "
-                   "directions of blocks.6 and blocks.10, 256 steps at 128 px), unless the "
-                   "database already holds a job.")
+                   "directions of blocks.6 and blocks.10 scored on the built-in photos, imported "
+                   "if absent; 3 min and 3 max references each, 100 steps at 128 px), unless "
+                   "the database already holds a job.")
 @click.option("--wait", is_flag=True, help="Follow the job with a progress bar until it ends.")
 @pass_cli
 def generate(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain, zip_longest
@@ -54,6 +54,13 @@ DEMO_NAME = "demo"
 # never by its name, which any researcher may also give a job. Workers never see it (a claim's
 # render settings leave it out).
 DEMO_MARKER = "demo"
+# The demo job's image-set side: the built-in photos, K references a sign, and the diversity
+# weight `--diversity auto` chose for every direction of blocks.10 on these photos (a fixed one
+# renders each image once instead of five times). Small shards let its progress show.
+DEMO_REFERENCES = 3
+DEMO_DIVERSITY = 100.0
+DEMO_STEPS = 100
+DEMO_SHARD_SIZE = 4
 
 
 @dataclass
@@ -226,10 +233,14 @@ def submit(engine: Engine, request: JobRequest, shard_size: int = 32) -> int:
 
 def demo_request() -> JobRequest:
     """The small CPU demo job of `make run`: basis and random directions of two layers that share
-    one truncated trunk, 16 images in all, so it finishes in minutes on two cores."""
+    one truncated trunk, scored on the built-in photos, with K min and K max references each
+    (96 images at 100 steps), so it finishes in minutes on two cores."""
+    from service.store.image_sets import BUILTIN  # PIL and numpy: only when needed
+
     return JobRequest(
         model="efficientnet_lite0", layers=["blocks.6", "blocks.10"], n_basis=4, n_random=4,
-        steps=256, seed=0, name=DEMO_NAME,
+        steps=DEMO_STEPS, seed=0, name=DEMO_NAME, image_set=BUILTIN,
+        references=DEMO_REFERENCES, diversity=DEMO_DIVERSITY,
     )
 
 
@@ -237,8 +248,12 @@ def _job_count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Job)) or 0
 
 
-def submit_demo_if_empty(engine: Engine) -> int | None:
+def submit_demo_if_empty(
+    engine: Engine, progress: Callable[[int, int], None] | None = None
+) -> int | None:
     """Submit the demo job when the database has no job yet (a newcomer's first `make run`).
+
+    The built-in image set is imported first when absent (`progress` follows that import).
 
     Returns the new job's id, or None when jobs already exist, so that calling it at every start
     never queues a second demo. The count that decides and the insert are one transaction that
@@ -248,7 +263,10 @@ def submit_demo_if_empty(engine: Engine) -> int | None:
     with unit_of_work(engine) as session:
         if _job_count(session):
             return None
-    prepared = _prepare(demo_request(), 32, demo=True)
+    from service.store.image_sets import ensure_builtin
+
+    ensure_builtin(engine, progress)
+    prepared = _prepare(demo_request(), DEMO_SHARD_SIZE, demo=True)
     with unit_of_work(engine, lock=True) as session:
         if session.get_bind().dialect.name == "postgresql":
             # Blocks other inserts into jobs (and itself) until commit; plain reads go on.

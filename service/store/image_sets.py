@@ -156,6 +156,20 @@ def add_builtin(
                    None, progress)
 
 
+def ensure_builtin(engine: Engine, progress: Progress | None = None) -> ImportResult | None:
+    """The built-in set, imported unless it is already complete (the demo's first start).
+
+    Returns the import's result, or None when the set was there. A set of that name still
+    importing (another start at the same moment, or an import cut off) is an error, as for
+    `fvlab images add`.
+    """
+    with unit_of_work(engine) as session:
+        status = session.scalar(select(ImageSet.status).where(ImageSet.name == BUILTIN))
+    if status == ImageSetStatus.COMPLETE:
+        return None
+    return add_builtin(engine, BUILTIN, progress)
+
+
 def _check_free(engine: Engine, name: str) -> None:
     with unit_of_work(engine) as session:
         status = session.scalar(select(ImageSet.status).where(ImageSet.name == name))
