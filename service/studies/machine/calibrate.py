@@ -23,14 +23,13 @@ from service.store.models import (
     Annotator,
     Rating,
     Study,
-    StudyTask,
     Trial,
     TrialKind,
 )
 from service.studies.afc_items import SHOWN_REFERENCES
 from service.studies.errors import StudyError
 from service.studies.machine.score import AlphaFit, ScoreError, fit_alpha, p_correct
-from service.studies.machine.shown import StoredTrial, TaskEmbedder, shown_tasks
+from service.studies.machine.shown import StoredTrial, TaskEmbedder, afc_study, shown_tasks
 from service.studies.population import of_population
 
 MIN_HUMAN_ANSWERS = 30  # fewer answers than this do not pin α and λ down
@@ -61,12 +60,7 @@ def check_calibration_request(engine: Engine, study_id: int) -> None:
     """The study checks `calibrate_study` makes first (it exists, it is 2-AFC), for a caller
     that wants them answered before it loads an embedding network."""
     with unit_of_work(engine) as db:
-        study = db.get(Study, study_id)
-        if study is None:
-            raise StudyError(f"study {study_id} does not exist")
-        if study.task != StudyTask.TWO_AFC:
-            raise StudyError(f"study {study_id} is a {study.task} study; the machine annotator "
-                             f"is calibrated on {StudyTask.TWO_AFC} studies only")
+        afc_study(db, study_id, "is calibrated on")
 
 
 def human_answers(engine: Engine, study_id: int, embedder: TaskEmbedder) -> HumanAnswers:

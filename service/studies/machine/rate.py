@@ -39,17 +39,21 @@ from service.store.models import (
     AnnotationSession,
     Rating,
     SessionStatus,
-    Study,
     StudyStatus,
     StudyStimulus,
-    StudyTask,
     Trial,
     TrialKind,
 )
 from service.store.tokens import new_token
 from service.studies.errors import StudyError
 from service.studies.machine.score import default_alpha, p_correct
-from service.studies.machine.shown import StoredTrial, TaskEmbedder, shown_tasks, study_tasks
+from service.studies.machine.shown import (
+    StoredTrial,
+    TaskEmbedder,
+    afc_study,
+    shown_tasks,
+    study_tasks,
+)
 
 DEFAULT_ANNOTATORS = 5
 RATE_STATUSES = (StudyStatus.DRAFT, StudyStatus.OPEN)  # a draft is piloted before people come
@@ -136,12 +140,7 @@ def _check(annotators: int, alpha: float | None) -> None:
 
 def _target(engine: Engine, study_id: int) -> _Target:
     with unit_of_work(engine) as db:
-        study = db.get(Study, study_id)
-        if study is None:
-            raise StudyError(f"study {study_id} does not exist")
-        if study.task != StudyTask.TWO_AFC:
-            raise StudyError(f"study {study_id} is a {study.task} study; the machine annotator "
-                             f"answers {StudyTask.TWO_AFC} studies only")
+        study = afc_study(db, study_id, "answers")
         if study.status not in RATE_STATUSES:
             raise StudyError(f"study {study_id} is {study.status}; the machine annotator rates "
                              f"{' or '.join(RATE_STATUSES)} studies only")

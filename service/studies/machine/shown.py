@@ -17,8 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.featurevis.embeddings import EmbeddingCache
-from service.store.models import Image, ReferenceKind, Stimulus, TrialKind
+from service.store.models import Image, ReferenceKind, Stimulus, Study, StudyTask, TrialKind
 from service.studies.afc_items import SHOWN_REFERENCES, DirectionItems, direction_items
+from service.studies.errors import StudyError
 from service.studies.machine.score import ScoreError, deltas
 
 READ_CHUNK = 500  # image keys per SELECT … IN: stays far below any backend's parameter limit
@@ -52,6 +53,18 @@ class StoredTrial:
     stimulus_id: int
     reference: str
     query_task: int
+
+
+def afc_study(db: Session, study_id: int, what: str) -> Study:
+    """The study, refused in one line when it does not exist or is not a 2-AFC study (the
+    machine annotator has no rating task); `what` is what the machine would do with it."""
+    study = db.get(Study, study_id)
+    if study is None:
+        raise StudyError(f"study {study_id} does not exist")
+    if study.task != StudyTask.TWO_AFC:
+        raise StudyError(f"study {study_id} is a {study.task} study; the machine annotator "
+                         f"{what} {StudyTask.TWO_AFC} studies only")
+    return study
 
 
 def directions_of(db: Session, stimulus_ids: Iterable[int]) -> dict[int, int]:
