@@ -1,7 +1,8 @@
 """Load benchmark of the annotation site: gunicorn + PostgreSQL, simulated annotators, loopback.
 
     python bench/web_load.py [--task rating|2afc] [--clients 200] [--seconds 60]
-                             [--workers 4] [--threads 4] [--think-ms 0]
+                             [--workers 4] [--threads 4] [--worker-connections 1000]
+                             [--think-ms 0]
 
 It creates a throwaway database on the local PostgreSQL server, migrates it, writes a study of
 the task straight into the store (`bench/web_studies.py`: pictures as PNGs through the ORM, no
@@ -66,6 +67,11 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=60.0, help="per app (1-600)")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--worker-connections", type=int, default=1000,
+                        help="connections one gunicorn worker holds at most (gunicorn's default "
+                             "1000). The clients keep their connections alive, so the workers "
+                             "that accept the first burst serve them all run long; a lower "
+                             "limit spreads them over the workers")
     parser.add_argument("--stimuli", type=int, default=200,
                         help="stimuli in the study (2afc: directions)")
     parser.add_argument("--think-ms", type=float, default=0.0,
@@ -78,6 +84,8 @@ def _args() -> argparse.Namespace:
         parser.error("--clients must be 1-1000 and --seconds 1-600")
     if not 0 <= args.think_ms <= 60_000:
         parser.error("--think-ms must be 0-60000")
+    if args.worker_connections <= args.threads:
+        parser.error("--worker-connections must be more than --threads (kept-alive ones beside)")
     if make_url(SERVER_URL).host not in ("127.0.0.1", "localhost"):
         parser.error("the benchmark runs against a PostgreSQL server on 127.0.0.1 only")
     return args
@@ -112,7 +120,8 @@ def _serve(app: str, url: str, args: argparse.Namespace) -> tuple[subprocess.Pop
     env = {**os.environ, "FVLAB_DATABASE_URL": url, "FVLAB_SECRET_KEY": secrets.token_hex(32)}
     command = [sys.executable, "-m", "gunicorn", f"--workers={args.workers}",
                f"--threads={args.threads}", f"--bind=127.0.0.1:{port}",
-               "--backlog=2048", "--log-level=warning", f"--pythonpath={ROOT / 'bench'}", app]
+               "--backlog=2048", f"--worker-connections={args.worker_connections}",
+               "--log-level=warning", f"--pythonpath={ROOT / 'bench'}", app]
     server = subprocess.Popen(command, cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
