@@ -1,10 +1,10 @@
 """A browser for the fault tests: real HTTP over loopback, with cookies, retrying as the page does.
 
-`rate_until_stored` is the trial page's retry loop (annotate/static/trial.js) in Python: the
-same trial token and body are sent again after a transport error, a 429 or any 5xx, until the
-server answers 201 (stored now) or 200 (stored by an earlier attempt whose answer was lost).
-`snapshot` is what a refused write must leave untouched: every rating, every trial's served and
-answered times, every session, and the number of annotators.
+`rate_until_stored` is the trial page's retry loop (annotate/static/session_client.js) in
+Python: the same trial token and body are sent again after a transport error, a 429 or any 5xx,
+until the server answers 201 (stored now) or 200 (stored by an earlier attempt whose answer was
+lost). `snapshot` is what a refused write must leave untouched: every rating, every trial's served
+and answered times, every session, and the number of annotators.
 """
 
 from __future__ import annotations
