@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from service.store.images import encode_png, store
 from service.store.models import CatchItem, CatchKind, Image, Stimulus, StudyStimulus
 from service.store.tokens import new_token
-from service.studies.catch_fit import ByteRange, fit, targets
+from service.studies.catch_fit import ByteRange, fit, stimulus_window, targets
 
 # Clear photos of one nameable thing. skimage's `cat`/`chelsea` is kept for the instructions.
 PHOTOS: dict[str, Callable[[], np.ndarray]] = {
@@ -127,11 +127,12 @@ def _stimulus_lengths(session: Session, study_id: int, size: int) -> list[int]:
 
 
 def study_byte_range(session: Session, study_id: int, size: int) -> ByteRange | None:
-    """The shortest and longest PNG among the study's stimuli of size×size; None without any."""
+    """The byte range catch items of the study must lie in: its stimuli's shortest to longest PNG
+    of size×size (`catch_fit.stimulus_window`); None without any."""
     length = func.length(Image.png)
     low, high = session.execute(
         _of_study(select(func.min(length), func.max(length)), study_id, size)).one()
-    return None if low is None else ByteRange(int(low), int(high))
+    return None if low is None else stimulus_window([int(low), int(high)])
 
 
 def catch_items(session: Session, size: int, window: ByteRange) -> list[CatchItem]:
@@ -188,7 +189,8 @@ def _sources() -> list[tuple[CatchKind, str, Callable[[str, int], np.ndarray]]]:
 
 def ensure_catch_items(session: Session, size: int, lengths: list[int]) -> list[CatchItem]:
     """A catch item of every source, size×size, whose PNG lies within the range of `lengths`
-    (the stimuli's PNG byte lengths), reusing any that already fits and making the others.
+    (the stimuli's PNG byte lengths; `catch_fit.stimulus_window`), reusing any that already
+    fits and making the others.
 
     Each new item aims at a quantile of `lengths` (`catch_fit.targets`), so that the pool's
     lengths spread like the stimuli's. Raises CatchFitError (a StudyError) when some source
@@ -203,7 +205,7 @@ def ensure_catch_items(session: Session, size: int, lengths: list[int]) -> list[
         raise ValueError(f"catch items are 16…4096 px square, not {size}")
     if not lengths:
         raise ValueError("catch items need the stimuli's PNG lengths to match, got none")
-    window = ByteRange(min(lengths), max(lengths))
+    window = stimulus_window(lengths)
     existing = catch_items(session, size, window)
     have = {(item.kind, item.source) for item in existing}
     sources = _sources()

@@ -40,6 +40,10 @@ BISECTIONS = 16  # halvings of the bracket the scan finds: 1/8 → 1/2^19 of the
 GRAIN_FIELDS = 4  # grain fields tried in turn when a very narrow range is missed
 GRAIN_FIELD_STRIDE = 1000  # seed offset between them (catch sources use seeds 1, 2, …)
 CLOSE_ENOUGH = 1 / 200  # of the range's width: a hit this near the target ends the search
+# A range narrower than this share of its length (a study of one stimulus, or of a few that
+# compress alike) is widened to it about its middle: no drawing can hit one exact length, and
+# lengths this close are within the spread any real set of renders has.
+MIN_WINDOW_SHARE = 0.01
 
 
 class CatchFitError(StudyError):
@@ -58,6 +62,16 @@ class ByteRange:
 
     def __str__(self) -> str:
         return f"{self.low:,}–{self.high:,} bytes"
+
+
+def stimulus_window(lengths: Sequence[int]) -> ByteRange:
+    """The byte range catch items must lie in: the stimuli's, widened to `MIN_WINDOW_SHARE` of
+    its length when narrower."""
+    low, high = min(lengths), max(lengths)
+    short = int(MIN_WINDOW_SHARE * high) - (high - low)
+    if short > 0:
+        low, high = low - short // 2, high + (short - short // 2)
+    return ByteRange(low, high)
 
 
 def targets(lengths: Sequence[int], count: int) -> list[int]:

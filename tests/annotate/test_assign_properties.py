@@ -78,7 +78,9 @@ def test_invariants_hold_for_any_history(n_basis: int, n_random: int, k: int, tr
         engine = make_engine(f"sqlite:///{Path(folder) / 'p.db'}")
         create_schema(engine)
         info = make_study(engine, n_basis=n_basis, n_random=n_random, k=k, trials=trials,
-                          catch_every=2, practice=1, size=16)
+                          catch_every=2, practice=1, size=32)
+        # 32 px, not smaller: catch items must reach the stimuli's PNG lengths, and these
+        # patterns at 16 px are incompressible (852 bytes, past any photo's reach)
         now = utcnow()
         late: Counter[int] = Counter()
         for action, person in steps:

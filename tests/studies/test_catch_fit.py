@@ -25,7 +25,7 @@ from service.studies.catch import (
     study_byte_range,
     study_catch_items,
 )
-from service.studies.catch_fit import ByteRange, targets
+from service.studies.catch_fit import ByteRange, stimulus_window, targets
 from service.studies.errors import StudyError
 from service.studies.study import StudyRequest, create_study
 
@@ -129,8 +129,9 @@ def test_catch_lengths_land_inside_the_stimuli_range_from_below_and_above(
 
 
 def test_an_unreachable_range_refuses_the_study_and_writes_nothing(engine: Engine) -> None:
-    """Uniform noise is incompressible: every PNG has the same length, which no recognisable
-    photo reaches. A catch item of another length would give itself away, so no study."""
+    """Uniform noise is incompressible: every PNG has the same length (3,172 bytes, a window of
+    1 % about it), which no recognisable photo reaches. A catch item of another length would
+    give itself away, so no study."""
     rng = np.random.default_rng(1)
     pictures = [rng.integers(0, 256, (32, 32, 3)).astype(np.uint8) for _ in range(3)]
     assert len({len(encode_png(p).png) for p in pictures}) == 1
@@ -138,7 +139,7 @@ def test_an_unreachable_range_refuses_the_study_and_writes_nothing(engine: Engin
     with unit_of_work(engine) as db:
         studies = db.scalar(select(func.count(Study.id)))
     with pytest.raises(StudyError, match=r"catch items: skimage:\w+ can be drawn at .* but the "
-                                         r"stimuli's PNGs are 3,172–3,172 bytes at 32×32 px"):
+                                         r"stimuli's PNGs are 3,157–3,188 bytes at 32×32 px"):
         create_study(engine, StudyRequest(job_ids=[job_id], name="Noise"))
     with unit_of_work(engine) as db:
         assert db.scalar(select(func.count(Study.id))) == studies
@@ -149,3 +150,12 @@ def test_an_unreachable_range_refuses_the_study_and_writes_nothing(engine: Engin
     with unit_of_work(engine) as db:
         assert db.scalar(select(func.count(CatchItem.id))) == 0
         assert db.scalar(select(func.count(Image.sha256))) == 3
+
+
+def test_a_range_of_one_length_is_widened_to_one_percent_about_it() -> None:
+    """No drawing hits one exact length; a wide range is left as it is."""
+    assert stimulus_window([2589]) == ByteRange(2577, 2602)
+    assert stimulus_window([2589, 2589, 2590]) == ByteRange(2577, 2602)
+    assert stimulus_window([36475, 40079, 38000]) == ByteRange(36475, 40079)
+    window = stimulus_window([1000, 1004])
+    assert window.high - window.low == 10 and window.low <= 1000 and window.high >= 1004
