@@ -263,10 +263,12 @@ def submit_demo_if_empty(
     with unit_of_work(engine) as session:
         if _job_count(session):
             return None
-    from service.store.image_sets import ensure_builtin
+    from service.store.image_sets import BUILTIN, ensure_builtin
 
-    ensure_builtin(engine, progress)
-    prepared = _prepare(demo_request(), DEMO_SHARD_SIZE, demo=True)
+    request = demo_request()
+    if request.image_set == BUILTIN:
+        ensure_builtin(engine, progress)
+    prepared = _prepare(request, DEMO_SHARD_SIZE, demo=True)
     with unit_of_work(engine, lock=True) as session:
         if session.get_bind().dialect.name == "postgresql":
             # Blocks other inserts into jobs (and itself) until commit; plain reads go on.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,6 +46,8 @@ from service.store.photos import (
 
 CHUNK = 100  # members per transaction while importing
 BUILTIN = "photos"
+BUILTIN_WAIT_SECONDS = 300.0  # a start finding another importing the built-in set waits this long
+BUILTIN_POLL_SECONDS = 0.5
 BUILTIN_SOURCE = "built-in: photos bundled with scikit-image and matplotlib"
 NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{IMAGE_SET_NAME_MAX_CHARS - 1}}}")
 
@@ -156,18 +159,33 @@ def add_builtin(
                    None, progress)
 
 
-def ensure_builtin(engine: Engine, progress: Progress | None = None) -> ImportResult | None:
+def ensure_builtin(engine: Engine, progress: Progress | None = None,
+                   wait_seconds: float = BUILTIN_WAIT_SECONDS) -> ImportResult | None:
     """The built-in set, imported unless it is already complete (the demo's first start).
 
-    Returns the import's result, or None when the set was there. A set of that name still
-    importing (another start at the same moment, or an import cut off) is an error, as for
-    `fvlab images add`.
+    Returns the import's result, or None when the set was there. When another start is
+    importing it at the same moment, this one waits up to `wait_seconds` for that import to
+    complete; a set still importing after that (an import cut off) is the error `fvlab images
+    add` gives.
     """
-    with unit_of_work(engine) as session:
-        status = session.scalar(select(ImageSet.status).where(ImageSet.name == BUILTIN))
-    if status == ImageSetStatus.COMPLETE:
+    if _builtin_status(engine) == ImageSetStatus.COMPLETE:
         return None
-    return add_builtin(engine, BUILTIN, progress)
+    try:
+        return add_builtin(engine, BUILTIN, progress)
+    except ImageSetError:
+        deadline = time.monotonic() + wait_seconds
+        while (status := _builtin_status(engine)) == ImageSetStatus.IMPORTING:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(BUILTIN_POLL_SECONDS)
+        if status != ImageSetStatus.COMPLETE:  # the other import failed and was removed
+            raise
+        return None
+
+
+def _builtin_status(engine: Engine) -> str | None:
+    with unit_of_work(engine) as session:
+        return session.scalar(select(ImageSet.status).where(ImageSet.name == BUILTIN))
 
 
 def _check_free(engine: Engine, name: str) -> None:

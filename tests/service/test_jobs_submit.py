@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine, delete, func, select
 
 from service.generation.jobs import (
+    DEMO_REFERENCES,
     JobError,
     JobRequest,
     get_job,
@@ -17,6 +18,7 @@ from service.generation.jobs import (
     submit_demo_if_empty,
 )
 from service.store.db import unit_of_work
+from service.store.image_sets import BUILTIN, list_sets
 from service.store.models import Direction, Job, Shard
 
 TINY = JobRequest(model="tiny", layers=["conv2"], n_basis=3, n_random=4, image_size=32, steps=4,
@@ -131,14 +133,16 @@ def test_the_demo_job_is_submitted_once(engine: Engine) -> None:
     assert job_id is not None
     job = get_job(engine, job_id)
     assert (job.model, job.layers, job.total, job.name) == (
-        "efficientnet_lite0", ["blocks.6", "blocks.10"], 16, "demo")
+        "efficientnet_lite0", ["blocks.6", "blocks.10"], 16 * 2 * DEMO_REFERENCES, "demo")
+    assert [s.name for s in list_sets(engine)] == [BUILTIN]  # imported for it
     assert submit_demo_if_empty(engine) is None
     assert count(engine, Job) == 1
 
 
 def test_two_starts_at_once_queue_one_demo(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Both starts find the database empty; the count that decides shares the insert's
-    transaction, so only one of them queues the demo."""
+    """Both starts find the database empty; one imports the built-in photos while the other
+    waits for them; the count that decides shares the insert's transaction, so only one of them
+    queues the demo."""
     import threading
 
     from service.generation import jobs
@@ -151,7 +155,8 @@ def test_two_starts_at_once_queue_one_demo(engine: Engine, monkeypatch: pytest.M
         return real_validate(request)
 
     monkeypatch.setattr(jobs, "validate", validate_after_both_counted)
-    monkeypatch.setattr(jobs, "demo_request", lambda: replace(TINY, name=jobs.DEMO_NAME))
+    monkeypatch.setattr(jobs, "demo_request", lambda: replace(
+        TINY, name=jobs.DEMO_NAME, image_set=BUILTIN, references=DEMO_REFERENCES))
     found: list[int | None] = []
     threads = [threading.Thread(target=lambda: found.append(submit_demo_if_empty(engine)))
                for _ in range(2)]
@@ -161,6 +166,7 @@ def test_two_starts_at_once_queue_one_demo(engine: Engine, monkeypatch: pytest.M
         thread.join(timeout=60)
     assert len(found) == 2 and found.count(None) == 1
     assert count(engine, Job) == 1
+    assert [(s.name, s.count) for s in list_sets(engine)] == [(BUILTIN, 448)]
 
 
 def test_the_demo_is_known_by_its_mark_not_its_name(engine: Engine) -> None:
