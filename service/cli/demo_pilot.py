@@ -27,11 +27,11 @@ from service.store.db import unit_of_work
 from service.store.models import (
     AnnotationSession,
     Annotator,
-    AnnotatorSource,
     ReferenceKind,
     Study,
     StudyTask,
 )
+from service.studies.population import of_population
 
 AFC_STUDY_NAME = "Picture pairs"
 AFC_REFERENCES = (ReferenceKind.SYNTHETIC, ReferenceKind.NATURAL)
@@ -72,8 +72,7 @@ def _machine_sessions(engine: Engine, study_id: int) -> int:
         return session.scalar(
             select(func.count(AnnotationSession.id))
             .join(Annotator, AnnotationSession.annotator_id == Annotator.id)
-            .where(AnnotationSession.study_id == study_id,
-                   Annotator.source == AnnotatorSource.MACHINE)
+            .where(AnnotationSession.study_id == study_id, of_population(machine=True))
         ) or 0
 
 

@@ -105,15 +105,12 @@ def render_references(
         for index, (direction, sign) in enumerate(keys) for g, weight in enumerate(weights)
     ]
     per_batch = max(1, batch_size // k)
-    objectives: list[float] = []
     results = []
     for start in range(0, len(groups), per_batch):
         requests = [request for group in groups[start : start + per_batch] for request in group]
-        done = render(model, requests, settings, seed=shard.seed, device=device, progress=check,
-                      autocast=autocast)
-        results.extend(done)
-        objectives.extend(r.objective for r in done)
-    values = np.array(objectives).reshape(len(keys), len(weights), k)
+        results.extend(render(model, requests, settings, seed=shard.seed, device=device,
+                              progress=check, autocast=autocast))
+    values = np.array([r.objective for r in results]).reshape(len(keys), len(weights), k)
     images: list[RenderedImage] = []
     for index, (direction, sign) in enumerate(keys):
         first = groups[index * len(weights)][:1]

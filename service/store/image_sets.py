@@ -168,13 +168,13 @@ def ensure_builtin(engine: Engine, progress: Progress | None = None,
     complete; a set still importing after that (an import cut off) is the error `fvlab images
     add` gives.
     """
-    if _builtin_status(engine) == ImageSetStatus.COMPLETE:
+    if _status(engine, BUILTIN) == ImageSetStatus.COMPLETE:
         return None
     try:
         return add_builtin(engine, BUILTIN, progress)
     except ImageSetError:
         deadline = time.monotonic() + wait_seconds
-        while (status := _builtin_status(engine)) == ImageSetStatus.IMPORTING:
+        while (status := _status(engine, BUILTIN)) == ImageSetStatus.IMPORTING:
             if time.monotonic() >= deadline:
                 raise
             time.sleep(BUILTIN_POLL_SECONDS)
@@ -183,14 +183,13 @@ def ensure_builtin(engine: Engine, progress: Progress | None = None,
         return None
 
 
-def _builtin_status(engine: Engine) -> str | None:
+def _status(engine: Engine, name: str) -> str | None:
     with unit_of_work(engine) as session:
-        return session.scalar(select(ImageSet.status).where(ImageSet.name == BUILTIN))
+        return session.scalar(select(ImageSet.status).where(ImageSet.name == name))
 
 
 def _check_free(engine: Engine, name: str) -> None:
-    with unit_of_work(engine) as session:
-        status = session.scalar(select(ImageSet.status).where(ImageSet.name == name))
+    status = _status(engine, name)
     if status == ImageSetStatus.IMPORTING:
         raise ImageSetError(
             f"image set {name!r} is being imported, or its import was cut off "
