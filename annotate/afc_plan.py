@@ -14,6 +14,7 @@ at one reference index; practice trials show drawn examples (`annotate.afc_examp
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -46,9 +47,16 @@ class AfcStudy:
 def choose_items(candidates: Sequence[AfcCandidate], wanted: int,
                  rng: random.Random) -> list[AfcCandidate]:
     """Up to `wanted` items, least-loaded first, cells taken in turn (in an order drawn once),
-    at most one item per direction; returned in a random order."""
+    at most one item per direction; returned in a random order.
+
+    Among items of equal load, those of directions with more items still open come first: the
+    directions then fill evenly, so a study's last sessions are not left with a few directions'
+    items that no session may take more than one of (which would need more, shorter sessions).
+    """
+    open_items = Counter(c.stimulus_id for c in candidates)
     cells: dict[tuple[str, str], list[AfcCandidate]] = {}
-    for candidate in sorted(candidates, key=lambda c: (c.load, rng.random())):
+    for candidate in sorted(candidates, key=lambda c: (c.load, -open_items[c.stimulus_id],
+                                                       rng.random())):
         cells.setdefault((candidate.condition, candidate.reference), []).append(candidate)
     order = sorted(cells)
     rng.shuffle(order)

@@ -71,6 +71,23 @@ def test_the_least_used_pair(count: int, used: dict[int, int], seed: int) -> Non
     assert used.get(pick, 0) == min(used.get(i, 0) for i in range(count))
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10**6))
+def test_starts_one_after_another_fill_the_study_in_the_fewest_sessions(seed: int) -> None:
+    """8 directions × 2 reference kinds × k=2 is 32 answers: 8 full sessions of 4, never a
+    ninth short one left with two items of one direction."""
+    rng, loads, sessions = random.Random(seed), Counter[tuple[int, str]](), []
+    while True:
+        open_items = [AfcCandidate(sid, "basis" if sid < 4 else "random", kind, loads[sid, kind])
+                      for sid in range(8) for kind in KINDS[:2] if loads[sid, kind] < 2]
+        chosen = choose_items(open_items, 4, rng)
+        if not chosen:
+            break
+        sessions.append(len(chosen))
+        loads.update((c.stimulus_id, c.reference) for c in chosen)
+    assert sessions == [4] * 8
+
+
 def test_session_plan_practice_catch_and_pairs() -> None:
     shapes = {sid: Shape(pairs=3, synthetic=4, natural=2) for sid in range(10)}
     study = AfcStudy(("synthetic", "natural", "none"), shapes, check_item_id=77)
