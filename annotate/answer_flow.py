@@ -34,7 +34,12 @@ from annotate.api import (
 )
 from annotate.current import session_token
 from annotate.database import get_db, get_engine
-from annotate.reservations import DEFAULT_RESERVATION, release_taken_items, reservation_lapsed
+from annotate.reservations import (
+    DEFAULT_RESERVATION,
+    lease_due,
+    release_taken_items,
+    reservation_lapsed,
+)
 from service.store.db import unit_of_work, utcnow
 from service.store.models import AnnotationSession, Rating, SessionStatus, Trial, TrialKind
 from service.store.tokens import is_token
@@ -156,8 +161,8 @@ def server_rt_ms(rows: list[Any], trial: Any, now: datetime) -> int:
 def store_answer(db: Session, rows: list[Any], trial: Any, values: dict[str, Any],
                  owner: str) -> tuple[dict[str, Any], list[Any]]:
     """Insert the answer (the ratings row's `values`), mark the trial answered and renew the
-    session; returns the progress and the session's trial rows as they now stand (read again
-    only when lapsed reservations dropped some)."""
+    session's lease when due; returns the progress and the session's trial rows as they now
+    stand (read again only when lapsed reservations dropped some)."""
     now = utcnow()
     first_open = min((r.position for r in rows if r.rating_id is None), default=None)
     if trial.position != first_open:
@@ -176,12 +181,15 @@ def store_answer(db: Session, rows: list[Any], trial: Any, values: dict[str, Any
         rows = trial_rows(db, owner)
         trials = answered(rows)
     reservation = current_app.config.get("RESERVATION", DEFAULT_RESERVATION)
-    changes: dict[str, Any] = {"reserved_until": now + reservation}
+    changes: dict[str, Any] = {}
+    if lease_due(trial.reserved_until, now, reservation):
+        changes["reserved_until"] = now + reservation
     remaining = [kind for kind, done in trials if not done]
     if trial.kind == TrialKind.PRACTICE and TrialKind.PRACTICE not in remaining:
         changes["practice_done_at"] = now
     if not remaining:
         changes.update(status=SessionStatus.COMPLETED, finished_at=now,
                        completion_code=trial.completion_code)
-    conn.execute(_SESSIONS.update().where(_SESSIONS.c.id == session_id).values(**changes))
+    if changes:
+        conn.execute(_SESSIONS.update().where(_SESSIONS.c.id == session_id).values(**changes))
     return progress_state(changes.get("status", trial.status), trial.slug, trials), rows

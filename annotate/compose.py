@@ -4,7 +4,7 @@ The page shows each PNG twice, one half per place (CSS `object-position`), so a 
 image requests whatever K is. Grids are square (⌈√K⌉ cells a side, spare cells blank) so that
 each half is square too. Every picture is made with the store's encoder
 (`service.store.images.encode_png`), so its bytes hold pixels and nothing else, and composed
-pictures are kept per process by what they show (`ComposedCache`), not per trial: the many
+pictures are kept per process by what they show (`annotate.png_cache`), not per trial: the many
 trials of one direction share one reference picture.
 
 The queries picture is written uncompressed (`encode_png(..., stored=True)`), so every one has the
@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import io
 import math
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image as PILImage
@@ -33,7 +31,6 @@ REFERENCE_CELL = 96  # px a reference takes in its grid
 GUTTER = 2  # px of blank around each reference, so neighbours read as separate pictures
 QUERY_CELL = 160  # px a query takes
 BLANK = (238, 238, 238)  # a grid's spare cells, the page's panel colour
-CACHE_BYTES = 64 * 1024 * 1024  # composed PNGs kept per process
 
 
 def _cell(pixels: np.ndarray, side: int) -> np.ndarray:
@@ -76,30 +73,3 @@ def decode(png: bytes) -> np.ndarray:
     """A store PNG (trusted: the store wrote it) as uint8 RGB pixels."""
     with PILImage.open(io.BytesIO(png)) as image:
         return np.asarray(image.convert("RGB"))
-
-
-class ComposedCache:
-    """Composed PNGs by what they show, least recently used dropped beyond `limit` bytes;
-    safe to share between a process' threads."""
-
-    def __init__(self, limit: int = CACHE_BYTES) -> None:
-        self.limit = limit
-        self._kept: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[object, ...], make: Callable[[], bytes]) -> bytes:
-        with self._lock:
-            found = self._kept.get(key)
-            if found is not None:
-                self._kept.move_to_end(key)
-                return found
-        made = make()  # outside the lock: composing takes milliseconds
-        with self._lock:
-            if key not in self._kept:
-                self._kept[key] = made
-                self._bytes += len(made)
-            while self._bytes > self.limit and len(self._kept) > 1:
-                _, dropped = self._kept.popitem(last=False)
-                self._bytes -= len(dropped)
-        return made

@@ -4,6 +4,8 @@ image an annotator sees, addressed by its trial's token only.
 Stimuli, catch items and practice items are served by the same query with the same headers (no
 ETag or Last-Modified, which could reveal that two tokens share an image or when it was made),
 and only to the browser whose session owns the trial, so a token copied elsewhere shows nothing.
+A request reads only which image the token shows (one statement outside a transaction); the
+bytes come from the process' cache (`annotate.png_cache`) after the first time.
 A 2-AFC trial's two pictures are composed on the server (`annotate.compose`): the queries in the
 order the trial shows them, so which one is the max query is in the pixels alone.
 """
@@ -12,13 +14,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app
+from flask import Blueprint, Response, abort
 from sqlalchemy import bindparam, func, select
 
 from annotate.afc_examples import example_task
-from annotate.compose import ComposedCache, decode, queries_png, references_png
+from annotate.compose import decode, queries_png, references_png
 from annotate.current import session_token
-from annotate.database import get_db
+from annotate.database import get_db, get_engine
+from annotate.png_cache import png_cache
+from service.store.db import reading
 from service.store.models import (
     AnnotationSession,
     CatchItem,
@@ -34,16 +38,14 @@ from service.studies.afc_items import DirectionItems, Sides, direction_items
 bp = Blueprint("images", __name__)
 
 IMAGE_HEADERS = {"Cache-Control": "private, max-age=86400"}
-CACHE_KEY = "fvlab_composed"
 
 
-_PNG = (  # the trial, its owner session (by the cookie's token) and the PNG at once; built once
-    select(Image.png)
+_SHOWN = (  # the image a trial of the browser's session (by the cookie's token) shows; built once
+    select(func.coalesce(Stimulus.image_sha256, CatchItem.image_sha256))
     .select_from(Trial)
     .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
     .outerjoin(Stimulus, Trial.stimulus_id == Stimulus.id)
     .outerjoin(CatchItem, Trial.catch_item_id == CatchItem.id)
-    .join(Image, Image.sha256 == func.coalesce(Stimulus.image_sha256, CatchItem.image_sha256))
     .where(Trial.token == bindparam("trial"), AnnotationSession.token == bindparam("session"),
            Trial.reference.is_(None))
 )
@@ -63,17 +65,14 @@ def image(token: str) -> Response:
     owner = session_token()
     if owner is None or not is_token(token):
         abort(404)
-    png = get_db().connection().scalar(_PNG, {"trial": token, "session": owner})
+    with reading(get_engine()) as conn:
+        sha = conn.scalar(_SHOWN, {"trial": token, "session": owner})
+        png = None if sha is None else png_cache().get(
+            ("stored", sha),
+            lambda: conn.execute(select(Image.png).where(Image.sha256 == sha)).scalar_one())
     if png is None:
         abort(404)
     return Response(png, mimetype="image/png", headers=IMAGE_HEADERS)
-
-
-def _cache() -> ComposedCache:
-    cache = current_app.extensions.get(CACHE_KEY)
-    if cache is None:
-        cache = current_app.extensions.setdefault(CACHE_KEY, ComposedCache())
-    return cache
 
 
 def _pixels(shas: tuple[str, ...]) -> list[Any]:
@@ -102,7 +101,7 @@ def _sides(items: DirectionItems, reference: str) -> Sides:
 
 def _references(sides: Sides) -> bytes:
     key = ("references", *sides.min_images, "|", *sides.max_images)
-    return _cache().get(key, lambda: references_png(_pixels(sides.min_images),
+    return png_cache().get(key, lambda: references_png(_pixels(sides.min_images),
                                                     _pixels(sides.max_images)))
 
 
@@ -111,7 +110,7 @@ def _composed(trial: Any, part: str) -> bytes | None:
     if part == "references" and trial.reference == ReferenceKind.NONE:
         return None
     if trial.kind == TrialKind.PRACTICE:
-        return _cache().get(("practice", part, trial.query_task, trial.max_position),
+        return png_cache().get(("practice", part, trial.query_task, trial.max_position),
                             lambda: _practice(part, trial.query_task, trial.max_position))
     items = direction_items(get_db(), [trial.direction_id])[trial.direction_id]
     if part == "references":
@@ -124,7 +123,7 @@ def _composed(trial: Any, part: str) -> bytes | None:
         pair = items.pairs[trial.query_task]
         max_one, min_one = pair.max_image, pair.min_image
     first, second = _ordered(max_one, min_one, trial.max_position)
-    return _cache().get(("queries", first, second),
+    return png_cache().get(("queries", first, second),
                         lambda: queries_png(*_pixels((first, second))))
 
 

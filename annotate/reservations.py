@@ -3,7 +3,7 @@
 An item's load is its completed ratings plus its open reservations: unanswered trials of active
 sessions whose `reserved_until` is still ahead. A new session holds its items only briefly
 (`FIRST_ANSWER_RESERVATION`) until it shows life; its first answer brings the full lease
-(`DEFAULT_RESERVATION`), which every answer renews. A session that goes quiet lets its
+(`DEFAULT_RESERVATION`), which answers renew (`RENEWAL_STEP`). A session that goes quiet lets its
 reservations lapse, and its items return to the pool for the next annotator.
 
 An item is a stimulus in a rating study and a (stimulus, reference kind) pair in a 2-AFC study,
@@ -36,6 +36,10 @@ from service.studies.population import of_population
 
 DEFAULT_RESERVATION = timedelta(hours=2)  # the lease after each answer
 FIRST_ANSWER_RESERVATION = timedelta(minutes=10)  # a new session's hold until its first answer
+# An answer renews the lease once this much of it has run: answers a few seconds apart then
+# write the session's row about once a minute instead of each time, and the lease after any
+# answer is still at least the full one less this step.
+RENEWAL_STEP = timedelta(minutes=1)
 
 
 def _open_reservation(now: datetime) -> ColumnElement[bool]:
@@ -109,3 +113,8 @@ def release_taken_items(db: Session, study: Study, session: AnnotationSession,
 
 def reservation_lapsed(reserved_until: datetime | None, now: datetime) -> bool:
     return reserved_until is None or reserved_until <= now
+
+
+def lease_due(reserved_until: datetime | None, now: datetime, reservation: timedelta) -> bool:
+    """Whether an answer at `now` renews the session's lease to `now + reservation`."""
+    return reserved_until is None or reserved_until - now < reservation - RENEWAL_STEP

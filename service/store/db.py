@@ -7,6 +7,7 @@ takes its write lock at BEGIN (PostgreSQL uses `FOR UPDATE SKIP LOCKED` instead)
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -15,9 +16,11 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+AUTOCOMMIT = "AUTOCOMMIT"  # SQLAlchemy's isolation level for statements outside a transaction
 
 
 def utcnow() -> datetime:
@@ -51,6 +54,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("isolation_level") == AUTOCOMMIT:
+            return  # `reading`: every statement its own transaction
         mode = "IMMEDIATE" if conn.get_execution_options().get("sqlite_immediate") else "DEFERRED"
         conn.exec_driver_sql(f"BEGIN {mode}")
 
@@ -64,8 +69,30 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _drop_closed_connections(engine)
+    return engine
+
+
+def _drop_closed_connections(engine: Engine) -> None:
+    """Before a pooled PostgreSQL connection is handed out, check that the server has not closed
+    it (a restart, a failover, an administrator's `pg_terminate_backend`); a closed one is
+    replaced by a new connection, so the first request after the server is back succeeds.
+
+    The check is local: an idle connection is sent nothing (fvlab never LISTENs), so a socket
+    with anything to read holds the server's farewell or its end of file. SQLAlchemy's
+    `pool_pre_ping` finds the same by a round trip to the server on every checkout, which cost
+    the annotation site a fifth of its time per answer.
+    """
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if dbapi_connection.closed:
+            raise DisconnectionError("the connection was closed")
+        poller = select.poll()
+        poller.register(dbapi_connection.fileno(), select.POLLIN)
+        if poller.poll(0):
+            raise DisconnectionError("the server closed the connection")
 
 
 def immediate(engine: Engine) -> Engine:
@@ -76,6 +103,18 @@ def immediate(engine: Engine) -> Engine:
     writer got in between, whatever the busy timeout.
     """
     return engine.execution_options(sqlite_immediate=True)
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for single-statement reads, outside any transaction.
+
+    One statement reads a consistent snapshot by itself, and without a transaction around it
+    PostgreSQL takes one round trip instead of three (BEGIN, the query, ROLLBACK): the hot
+    read routes of the annotation site use it.
+    """
+    with engine.connect().execution_options(isolation_level=AUTOCOMMIT) as conn:
+        yield conn
 
 
 @contextmanager

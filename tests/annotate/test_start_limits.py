@@ -1,20 +1,20 @@
 """A few anonymous requests cannot make a study "full": one client address may start only so many
 sessions of a study within a window (counted in the database, so every web process shares the
 count), and a new session holds its items only briefly until it answers something; its first
-answer turns the hold into the full lease, which every answer renews.
+answer turns the hold into the full lease, which answers renew once a step of it has run.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from flask import Flask
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from annotate.assign import DEFAULT_START_LIMIT, Identity, StartRefused, start_session
-from annotate.reservations import DEFAULT_RESERVATION, FIRST_ANSWER_RESERVATION
+from annotate.reservations import DEFAULT_RESERVATION, FIRST_ANSWER_RESERVATION, RENEWAL_STEP
 from service.store.db import unit_of_work, utcnow
 from service.store.models import AnnotationSession, Rating, SessionStart, Trial
 from tests.annotate.conftest import make_study, start
@@ -110,3 +110,36 @@ def test_the_first_answer_brings_the_full_lease(app: Flask, engine: Engine) -> N
     assert client.post(trial["rating"], json={"interpretable": True, "confidence": 3,
                                               "label": None, "rt_ms": 900}).status_code == 201
     assert lease() == DEFAULT_RESERVATION
+
+
+def test_answers_renew_the_lease_once_a_step_of_it_has_run(app: Flask, engine: Engine) -> None:
+    info = make_study(engine, practice=0, catch_every=0)
+    client = app.test_client()
+    start(client, info.slug)
+    body = {"interpretable": True, "confidence": 3, "label": None, "rt_ms": 900}
+
+    def answer() -> None:
+        trial = client.get("/api/v1/trials?limit=1").get_json()["trials"][0]
+        assert client.post(trial["rating"], json=body).status_code == 201
+
+    def lease_end() -> datetime:
+        with unit_of_work(engine) as db:
+            return db.scalars(select(AnnotationSession.reserved_until)).one()
+
+    answer()
+    renewed = lease_end()
+    answer()  # moments later: the lease is not written again
+    assert lease_end() == renewed
+    with unit_of_work(engine) as db:  # as if the lease had run a step and a second
+        db.execute(update(AnnotationSession).values(
+            reserved_until=renewed - RENEWAL_STEP - timedelta(seconds=1)))
+    answer()
+    latest = _latest_answer(engine)
+    assert lease_end() == latest + DEFAULT_RESERVATION
+
+
+def _latest_answer(engine: Engine) -> datetime:
+    with unit_of_work(engine) as db:
+        moment = db.scalar(select(func.max(Rating.created_at)))
+    assert moment is not None
+    return moment
