@@ -88,7 +88,7 @@ def answer_trial(token: str, task: AnswerTask[A]) -> tuple[Response, int]:
         raise refusal_for_no_row(get_db())
     try:
         with unit_of_work(get_engine()) as db:
-            rows = trial_rows(db, owner)
+            rows = trial_rows(db, owner, token)
             trial = row_of(rows, token)
             if trial is None:
                 raise refusal_for_no_row(db)
@@ -102,7 +102,7 @@ def answer_trial(token: str, task: AnswerTask[A]) -> tuple[Response, int]:
             return _reply(rows, trial, submitted, state, task), 201
     except IntegrityError:
         # A second submit of this trial committed first: answer as for any repeat.
-        rows = trial_rows(get_db(), owner)
+        rows = trial_rows(get_db(), owner, token)
         trial = row_of(rows, token)
         if trial is None or trial.rating_id is None:
             raise

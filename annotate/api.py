@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Response, jsonify, request, url_for
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import Table, bindparam, case, func, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
@@ -95,14 +95,22 @@ def progress_state(status: str, slug: str, trials: list[tuple[str, bool]]) -> di
     }
 
 
-_TRIAL_ROWS = (  # built once: the hot path only binds the token
-    select(Trial.id, Trial.token, Trial.kind, Trial.position, Trial.served_at,
-           Trial.reference, Trial.max_position,
-           Rating.id.label("rating_id"), Rating.created_at, Rating.interpretable,
-           Rating.confidence, Rating.label, Rating.rt_ms, Rating.choice,
-           AnnotationSession.id.label("session_id"), AnnotationSession.status,
-           AnnotationSession.reserved_until, AnnotationSession.started_at,
-           AnnotationSession.instructions_done_at, Study.slug, Study.completion_code)
+def _answering(column: Any) -> Any:
+    """`column` on the row of the trial being answered (bound as `answering`) and NULL on the
+    others: every row would otherwise carry and convert the same session times, or an answer
+    nobody compares."""
+    return case((Trial.token == bindparam("answering"), column)).label(column.key)
+
+
+_TRIAL_ROWS = (  # built once: the hot path only binds the tokens
+    select(Trial.id, Trial.token, Trial.kind, Trial.position, Trial.reference,
+           Rating.id.label("rating_id"), Rating.created_at,
+           AnnotationSession.id.label("session_id"), AnnotationSession.status, Study.slug,
+           Study.completion_code,
+           *(_answering(column) for column in (
+               Trial.served_at, Trial.max_position, Rating.interpretable, Rating.confidence,
+               Rating.label, Rating.rt_ms, Rating.choice, AnnotationSession.reserved_until,
+               AnnotationSession.started_at, AnnotationSession.instructions_done_at)))
     .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
     .join(Study, AnnotationSession.study_id == Study.id)
     .outerjoin(Rating, Rating.trial_id == Trial.id)
@@ -120,11 +128,13 @@ _MARK_SHOWN = (  # the first report counts; matched on the trial's and the sessi
 )
 
 
-def trial_rows(db: Session, owner: str) -> list[Any]:
-    """Every trial of the browser's session with its rating and the session's and study's
-    fields an answer POST needs, in one query (at most ~50 rows): order, rate limit, what
-    remains and progress all come from it."""
-    return list(db.connection().execute(_TRIAL_ROWS, {"session_token": owner}))
+def trial_rows(db: Session, owner: str, answering: str | None = None) -> list[Any]:
+    """Every trial of the browser's session with its rating's id and time, and the session's
+    and study's fields, in one query (at most ~50 rows): order, rate limit, what remains and
+    progress all come from it. The row of trial `answering` also holds its answer, when it has
+    one, and the times an answer POST needs (`_answering`)."""
+    return list(db.connection().execute(
+        _TRIAL_ROWS, {"session_token": owner, "answering": answering or ""}))
 
 
 def session_state(db: Session, session: AnnotationSession) -> dict[str, Any]:

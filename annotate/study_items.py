@@ -11,6 +11,7 @@ is full only when people have filled it.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -35,6 +36,7 @@ from service.studies.catch import (
     catch_pool_complete,
     ensure_reference_check,
     ensure_study_catch_items,
+    find_reference_check,
     study_catch_items,
 )
 
@@ -70,8 +72,32 @@ def _choices(items: list[CatchItem]) -> list[CatchChoice]:
     return [CatchChoice(item.id, item.kind) for item in items]  # type: ignore[arg-type]
 
 
+ITEMS_KEPT_S = 60.0  # seconds a process reuses a study's items before reading them again
+_kept: dict[tuple[object, ...], tuple[float, StudyItems]] = {}
+
+
 def read_items(db: Session, study: Study) -> StudyItems:
-    """The study's items and what planning needs of them (catch pool, directions' shapes)."""
+    """The study's items and what planning needs of them (catch pool, directions' shapes).
+
+    A study's stimuli are fixed when it is created and its catch items are made once, so a
+    process keeps what it read for a minute: every newcomer's consent page and start read them,
+    which was a fifth of a session start's work. Items that were still to be made are read
+    again next time (what this transaction made may yet be rolled back). The key names the
+    database and the study's creation, not only its id, so a process serving several databases
+    (the tests) never mixes them up.
+    """
+    key = (str(db.get_bind().engine.url), study.id, study.slug, study.created_at)
+    kept = _kept.get(key)
+    if kept is not None and time.monotonic() - kept[0] < ITEMS_KEPT_S:
+        return kept[1]
+    items, complete = _read_items(db, study)
+    if complete:
+        _kept[key] = (time.monotonic(), items)
+    return items
+
+
+def _read_items(db: Session, study: Study) -> tuple[StudyItems, bool]:
+    """The items, and whether all of them were there already (none made now)."""
     stimuli = [(int(sid), str(kind)) for sid, kind in db.execute(
         select(Stimulus.id, Direction.kind)
         .join(StudyStimulus, StudyStimulus.stimulus_id == Stimulus.id)
@@ -83,15 +109,19 @@ def read_items(db: Session, study: Study) -> StudyItems:
         named = dict(db.execute(select(Stimulus.id, Stimulus.direction_id).where(
             Stimulus.id.in_([sid for sid, _ in stimuli]))).all())
         counts = shapes(db, named.values())
+        check = find_reference_check(db) if study.catch_every else None
+        complete = check is not None or not study.catch_every
         return StudyItems(
             stimuli=stimuli, stimulus_size=None, catch_pool=[],
             reference_kinds=tuple(study.reference_kinds or ()),
             shapes={sid: counts[did] for sid, did in named.items()},
-            check_item_id=ensure_reference_check(db) if study.catch_every else None)
+            check_item_id=check if complete else ensure_reference_check(db)), complete
     size = stimulus_size(db, study.id)
     pool = [] if size is None else study_catch_items(db, study.id, size)
+    complete = catch_pool_complete(pool)
     return StudyItems(stimuli=stimuli, stimulus_size=size,
-                      catch_pool=_choices(pool) if catch_pool_complete(pool) else [])
+                      catch_pool=_choices(pool) if complete else []), (
+        complete or not (study.catch_every or study.practice_count))
 
 
 def _candidates(items: StudyItems, loads: dict[Item, tuple[int, int]],

@@ -158,12 +158,18 @@ def study_catch_items(session: Session, study_id: int, size: int) -> list[CatchI
     return [] if window is None else catch_items(session, size, window)
 
 
-def ensure_reference_check(session: Session) -> int:
-    """The id of the catch item every 2-AFC catch trial names, created on first use."""
+def find_reference_check(session: Session) -> int | None:
+    """The id of the catch item every 2-AFC catch trial names, when it has been made."""
     found = session.scalar(select(CatchItem.id).where(CatchItem.source == REFERENCE_CHECK_SOURCE)
                            .order_by(CatchItem.id).limit(1))
+    return None if found is None else int(found)
+
+
+def ensure_reference_check(session: Session) -> int:
+    """The id of the catch item every 2-AFC catch trial names, created on first use."""
+    found = find_reference_check(session)
     if found is not None:
-        return int(found)
+        return found
     flat = np.full((REFERENCE_CHECK_SIDE, REFERENCE_CHECK_SIDE, 3), 128, dtype=np.uint8)
     item = CatchItem(kind=CatchKind.POSITIVE, token=new_token(),
                      image_sha256=store(session, flat).sha256, source=REFERENCE_CHECK_SOURCE)
