@@ -24,4 +24,4 @@ VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"
-CMD ["gunicorn", "--workers", "4", "--bind", "0.0.0.0:8000", "annotate:create_app()"]
+CMD ["gunicorn", "--config", "python:annotate.gunicorn_conf", "--bind", "0.0.0.0:8000", "annotate:create_app()"]

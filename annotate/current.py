@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import session as cookie
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from service.store.models import AnnotationSession
 from service.store.tokens import is_token
@@ -35,8 +35,10 @@ def session_token() -> str | None:
 
 
 def current_session(db: Session) -> AnnotationSession | None:
-    """The session this browser holds, or None when the cookie is missing, forged or stale."""
+    """The session this browser holds, or None when the cookie is missing, forged or stale;
+    with its study in the same query, which every page that finds the session reads."""
     token = session_token()
     if token is None:
         return None
-    return db.scalars(select(AnnotationSession).where(AnnotationSession.token == token)).first()
+    return db.scalars(select(AnnotationSession).options(joinedload(AnnotationSession.study))
+                      .where(AnnotationSession.token == token)).first()

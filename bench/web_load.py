@@ -1,12 +1,13 @@
 """Load benchmark of the annotation site: gunicorn + PostgreSQL, simulated annotators, loopback.
 
     python bench/web_load.py [--task rating|2afc] [--clients 200] [--seconds 60]
-                             [--workers 4] [--threads 4] [--worker-connections 1000]
+                             [--workers 4] [--threads 4] [--worker-connections 64]
                              [--think-ms 0]
 
 It creates a throwaway database on the local PostgreSQL server, migrates it, writes a study of
 the task straight into the store (`bench/web_studies.py`: pictures as PNGs through the ORM, no
-rendering, k large enough that no item runs out), serves the site with gunicorn, and lets the
+rendering, k large enough that no item runs out), serves the site with gunicorn (the site's
+own settings, `annotate/gunicorn_conf.py`, unless the options say otherwise), and lets the
 clients enter, consent, read the instructions and answer trials (practice first) as the trial
 page does (`bench/web_clients.py`) until the time is up. The same clients then hammer a minimal
 Flask app (one INSERT per POST, same gunicorn settings), and the site's request throughput is
@@ -44,6 +45,7 @@ from web_baseline import baseline_ratings, metadata
 from web_clients import Tally, run_load
 from web_studies import SETUP, SLUG
 
+from annotate import gunicorn_conf
 from service.store.db import make_engine
 from service.store.migrate import upgrade
 from service.store.models import Rating, StudyTask
@@ -65,13 +67,16 @@ def _args() -> argparse.Namespace:
                         default=StudyTask.RATING, help="the study's task (default rating)")
     parser.add_argument("--clients", type=int, default=200, help="simulated annotators (1-1000)")
     parser.add_argument("--seconds", type=float, default=60.0, help="per app (1-600)")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
-    parser.add_argument("--worker-connections", type=int, default=1000,
-                        help="connections one gunicorn worker holds at most (gunicorn's default "
-                             "1000). The clients keep their connections alive, so the workers "
-                             "that accept the first burst serve them all run long; a lower "
-                             "limit spreads them over the workers")
+    parser.add_argument("--workers", type=int, default=gunicorn_conf.workers,
+                        help=f"gunicorn worker processes (default {gunicorn_conf.workers})")
+    parser.add_argument("--threads", type=int, default=gunicorn_conf.threads,
+                        help=f"threads per gunicorn worker (default {gunicorn_conf.threads})")
+    parser.add_argument("--worker-connections", type=int,
+                        default=gunicorn_conf.worker_connections,
+                        help="connections one gunicorn worker holds at most (default "
+                             f"{gunicorn_conf.worker_connections}, the site's setting; "
+                             "gunicorn's own is 1000, under which the clients' kept-alive "
+                             "connections pile up on the workers that accept the first burst)")
     parser.add_argument("--stimuli", type=int, default=200,
                         help="stimuli in the study (2afc: directions)")
     parser.add_argument("--think-ms", type=float, default=0.0,
@@ -84,6 +89,9 @@ def _args() -> argparse.Namespace:
         parser.error("--clients must be 1-1000 and --seconds 1-600")
     if not 0 <= args.think_ms <= 60_000:
         parser.error("--think-ms must be 0-60000")
+    if args.clients > args.workers * args.worker_connections:
+        parser.error("--clients must be at most --workers x --worker-connections: the rest "
+                     "would wait for a connection a kept-alive client never gives up")
     if args.worker_connections <= args.threads:
         parser.error("--worker-connections must be more than --threads (kept-alive ones beside)")
     if make_url(SERVER_URL).host not in ("127.0.0.1", "localhost"):

@@ -8,6 +8,7 @@ the packages pyproject.toml declares.
 
 from __future__ import annotations
 
+import importlib
 import re
 import shlex
 import tomllib
@@ -107,7 +108,14 @@ def test_gunicorn_entry_point_builds_the_app(
     command = _command(compose["services"]["web"])
     assert command[0] == "gunicorn"
     parsed = Config().parser().parse_args(command[1:])  # exits on an unknown gunicorn option
-    assert parsed.workers >= 2 and len(parsed.args) == 1
+    assert parsed.config == "python:annotate.gunicorn_conf" and len(parsed.args) == 1
+    settings = Config()
+    for name, value in vars(importlib.import_module("annotate.gunicorn_conf")).items():
+        if name in settings.settings:  # what gunicorn reads of the file
+            settings.set(name, value)
+    assert settings.workers >= 2 and settings.threads >= 2
+    assert settings.worker_connections * settings.workers >= 200  # a crowd's burst fits
+    assert settings.worker_connections < 1000  # below gunicorn's default: spread, not piled
     monkeypatch.setenv("FVLAB_DATABASE_URL", f"sqlite:///{tmp_path / 'g.db'}")
     monkeypatch.setenv("FVLAB_SECRET_KEY", "x" * 32)
     monkeypatch.setenv("FVLAB_PROXY_HOPS", compose["services"]["web"]["environment"][
