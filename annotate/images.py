@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, abort
+from flask import Blueprint, Response, abort, current_app
 from sqlalchemy import bindparam, func, select
 
 from annotate.afc_examples import example_task
 from annotate.compose import decode, queries_png, references_png
 from annotate.current import session_token
 from annotate.database import get_db, get_engine
+from annotate.kept import Kept
 from annotate.png_cache import png_cache
 from service.store.db import reading
 from service.store.models import (
@@ -38,6 +39,8 @@ from service.studies.afc_items import DirectionItems, Sides, direction_items
 bp = Blueprint("images", __name__)
 
 IMAGE_HEADERS = {"Cache-Control": "private, max-age=86400"}
+ITEMS_KEY = "fvlab_direction_items"
+ITEMS_KEPT_S = 60.0  # seconds a process reuses a direction's references and queries
 
 
 _SHOWN = (  # the image a trial of the browser's session (by the cookie's token) shows; built once
@@ -105,6 +108,16 @@ def _references(sides: Sides) -> bytes:
                                                     _pixels(sides.max_images)))
 
 
+def _items(direction_id: int) -> DirectionItems:
+    """The direction's references and query pairs, which its exemplar pass made once and for
+    all; a process reads them once a minute at most, not on every picture request."""
+    kept = current_app.extensions.get(ITEMS_KEY)
+    if kept is None:
+        kept = current_app.extensions.setdefault(ITEMS_KEY, Kept(ITEMS_KEPT_S))
+    return kept.get(direction_id,
+                    lambda: direction_items(get_db(), [direction_id])[direction_id])
+
+
 def _composed(trial: Any, part: str) -> bytes | None:
     """The trial's picture `part`, or None when it has none (no references to show)."""
     if part == "references" and trial.reference == ReferenceKind.NONE:
@@ -112,7 +125,7 @@ def _composed(trial: Any, part: str) -> bytes | None:
     if trial.kind == TrialKind.PRACTICE:
         return png_cache().get(("practice", part, trial.query_task, trial.max_position),
                             lambda: _practice(part, trial.query_task, trial.max_position))
-    items = direction_items(get_db(), [trial.direction_id])[trial.direction_id]
+    items = _items(trial.direction_id)
     if part == "references":
         return _references(_sides(items, trial.reference))
     if trial.kind == TrialKind.CATCH:  # IMI's check: both queries are shown references
@@ -132,7 +145,8 @@ def composed(token: str, part: str) -> Response:
     owner = session_token()
     if owner is None or not is_token(token):
         abort(404)
-    trial = get_db().execute(_AFC_TRIAL, {"trial": token, "session": owner}).first()
+    with reading(get_engine()) as conn:
+        trial = conn.execute(_AFC_TRIAL, {"trial": token, "session": owner}).first()
     png = None if trial is None else _composed(trial, part)
     if png is None:
         abort(404)

@@ -11,7 +11,6 @@ is full only when people have filled it.
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from annotate.afc_plan import AfcCandidate, AfcStudy, plan_afc_session
+from annotate.kept import Kept
 from annotate.reservations import Item, item_loads, pair_loads
 from annotate.trial_plan import Candidate, CatchChoice, PlannedTrial, plan_session
 from service.store.models import (
@@ -73,7 +73,7 @@ def _choices(items: list[CatchItem]) -> list[CatchChoice]:
 
 
 ITEMS_KEPT_S = 60.0  # seconds a process reuses a study's items before reading them again
-_kept: dict[tuple[object, ...], tuple[float, StudyItems]] = {}
+_kept: Kept[tuple[StudyItems, bool]] = Kept(ITEMS_KEPT_S)
 
 
 def read_items(db: Session, study: Study) -> StudyItems:
@@ -87,12 +87,8 @@ def read_items(db: Session, study: Study) -> StudyItems:
     (the tests) never mixes them up.
     """
     key = (str(db.get_bind().engine.url), study.id, study.slug, study.created_at)
-    kept = _kept.get(key)
-    if kept is not None and time.monotonic() - kept[0] < ITEMS_KEPT_S:
-        return kept[1]
-    items, complete = _read_items(db, study)
-    if complete:
-        _kept[key] = (time.monotonic(), items)
+    items, _complete = _kept.get(key, lambda: _read_items(db, study),
+                                 keep=lambda read: read[1])
     return items
 
 
