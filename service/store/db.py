@@ -52,6 +52,12 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
+        # A connection lent out by `reading` comes back with SQLAlchemy's reset of its isolation
+        # level, which for pysqlite means isolation_level "": pysqlite's own BEGINs again.
+        dbapi_connection.isolation_level = None
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         if conn.get_execution_options().get("isolation_level") == AUTOCOMMIT:

@@ -48,4 +48,7 @@ def test_reading_leaves_no_transaction_open(db_url: str) -> None:
         with unit_of_work(make_engine(db_url), lock=True) as db:  # a writer is not held up
             db.add(Annotator(external_id="w", source="lab"))
         assert conn.scalar(select(func.count()).select_from(Annotator)) == 1
+    if engine.dialect.name == "sqlite":  # the pooled connection is back under our own BEGINs
+        with engine.connect() as conn:
+            assert conn.connection.dbapi_connection.isolation_level is None  # type: ignore
     engine.dispose()
