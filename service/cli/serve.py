@@ -12,7 +12,8 @@ from service.cli.context import CliContext, pass_cli
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @pass_cli
 def serve(cli: CliContext, host: str, port: int) -> None:
-    """Run the annotation site (for production use gunicorn 'annotate:create_app()')."""
+    """Run the annotation site (for production: gunicorn -c python:annotate.gunicorn_conf
+    'annotate:create_app()')."""
     from annotate import create_app
 
     cli.setting("secret_key")
