@@ -40,7 +40,6 @@ bp = Blueprint("images", __name__)
 
 IMAGE_HEADERS = {"Cache-Control": "private, max-age=86400"}
 ITEMS_KEY = "fvlab_direction_items"
-ITEMS_KEPT_S = 60.0  # seconds a process reuses a direction's references and queries
 
 
 _SHOWN = (  # the image a trial of the browser's session (by the cookie's token) shows; built once
@@ -105,15 +104,16 @@ def _sides(items: DirectionItems, reference: str) -> Sides:
 def _references(sides: Sides) -> bytes:
     key = ("references", *sides.min_images, "|", *sides.max_images)
     return png_cache().get(key, lambda: references_png(_pixels(sides.min_images),
-                                                    _pixels(sides.max_images)))
+                                                       _pixels(sides.max_images)))
 
 
 def _items(direction_id: int) -> DirectionItems:
     """The direction's references and query pairs, which its exemplar pass made once and for
-    all; a process reads them once a minute at most, not on every picture request."""
+    all; a process reads them once a minute at most (`annotate.kept`), not on every picture
+    request."""
     kept = current_app.extensions.get(ITEMS_KEY)
     if kept is None:
-        kept = current_app.extensions.setdefault(ITEMS_KEY, Kept(ITEMS_KEPT_S))
+        kept = current_app.extensions.setdefault(ITEMS_KEY, Kept())
     return kept.get(direction_id,
                     lambda: direction_items(get_db(), [direction_id])[direction_id])
 
@@ -124,7 +124,7 @@ def _composed(trial: Any, part: str) -> bytes | None:
         return None
     if trial.kind == TrialKind.PRACTICE:
         return png_cache().get(("practice", part, trial.query_task, trial.max_position),
-                            lambda: _practice(part, trial.query_task, trial.max_position))
+                               lambda: _practice(part, trial.query_task, trial.max_position))
     items = _items(trial.direction_id)
     if part == "references":
         return _references(_sides(items, trial.reference))
@@ -137,7 +137,7 @@ def _composed(trial: Any, part: str) -> bytes | None:
         max_one, min_one = pair.max_image, pair.min_image
     first, second = _ordered(max_one, min_one, trial.max_position)
     return png_cache().get(("queries", first, second),
-                        lambda: queries_png(*_pixels((first, second))))
+                           lambda: queries_png(*_pixels((first, second))))
 
 
 @bp.get("/img/<token>/<any(references, queries):part>.png")

@@ -11,13 +11,14 @@ from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
+KEPT_SECONDS = 60.0  # how long a process reuses what it read: a change shows within a minute
 
 
 class Kept(Generic[V]):
     """Values by key, each reused for `seconds` after it was made; safe to share between a
     process' threads (two threads may both make a missing value; either result is kept)."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float = KEPT_SECONDS) -> None:
         self.seconds = seconds
         self._values: dict[Hashable, tuple[float, V]] = {}
         self._lock = threading.Lock()

@@ -72,8 +72,7 @@ def _choices(items: list[CatchItem]) -> list[CatchChoice]:
     return [CatchChoice(item.id, item.kind) for item in items]  # type: ignore[arg-type]
 
 
-ITEMS_KEPT_S = 60.0  # seconds a process reuses a study's items before reading them again
-_kept: Kept[tuple[StudyItems, bool]] = Kept(ITEMS_KEPT_S)
+_kept: Kept[tuple[StudyItems, bool]] = Kept()
 
 
 def read_items(db: Session, study: Study) -> StudyItems:
