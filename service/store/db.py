@@ -7,11 +7,11 @@ takes its write lock at BEGIN (PostgreSQL uses `FOR UPDATE SKIP LOCKED` instead)
 
 from __future__ import annotations
 
-import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from select import POLLIN, poll
 from typing import Any, cast
 
 from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event
@@ -88,15 +88,15 @@ def _drop_closed_connections(engine: Engine) -> None:
     The check is local: an idle connection is sent nothing (fvlab never LISTENs), so a socket
     with anything to read holds the server's farewell or its end of file. SQLAlchemy's
     `pool_pre_ping` finds the same by a round trip to the server on every checkout, which cost
-    the annotation site a fifth of its time per answer.
+    a fifth of the CPU of an annotator's trial in a load run (`bench/README.md`).
     """
 
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         if dbapi_connection.closed:
             raise DisconnectionError("the connection was closed")
-        poller = select.poll()
-        poller.register(dbapi_connection.fileno(), select.POLLIN)
+        poller = poll()
+        poller.register(dbapi_connection.fileno(), POLLIN)
         if poller.poll(0):
             raise DisconnectionError("the server closed the connection")
 
