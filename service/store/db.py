@@ -86,7 +86,8 @@ def _drop_closed_connections(engine: Engine) -> None:
     replaced by a new connection, so the first request after the server is back succeeds.
 
     The check is local: an idle connection is sent nothing (fvlab never LISTENs), so a socket
-    with anything to read holds the server's farewell or its end of file. SQLAlchemy's
+    with anything to read holds the server's farewell or its end of file (or, rarely, news of
+    a setting the server reloaded, which costs no more than a new connection). SQLAlchemy's
     `pool_pre_ping` finds the same by a round trip to the server on every checkout, which cost
     a fifth of the CPU of an annotator's trial in a load run (`bench/README.md`).
     """
