@@ -43,5 +43,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     for annotator_bp in (study.bp, api.bp, images.bp):
         app.register_blueprint(annotator_bp)
+    images.init_app(app)
     admin.init_app(app)
     return app

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app
+from flask import Blueprint, Flask, Response, abort, current_app
 from sqlalchemy import bindparam, func, select
 
 from annotate.afc_examples import example_task
@@ -22,7 +22,7 @@ from annotate.compose import decode, queries_png, references_png
 from annotate.current import session_token
 from annotate.database import get_db, get_engine
 from annotate.kept import Kept
-from annotate.png_cache import png_cache
+from annotate.png_cache import PngCache
 from service.store.db import reading
 from service.store.models import (
     AnnotationSession,
@@ -39,6 +39,7 @@ from service.studies.afc_items import DirectionItems, Sides, direction_items
 bp = Blueprint("images", __name__)
 
 IMAGE_HEADERS = {"Cache-Control": "private, max-age=86400"}
+PNGS_KEY = "fvlab_pngs"
 ITEMS_KEY = "fvlab_direction_items"
 
 
@@ -69,7 +70,7 @@ def image(token: str) -> Response:
         abort(404)
     with reading(get_engine()) as conn:
         sha = conn.scalar(_SHOWN, {"trial": token, "session": owner})
-        png = None if sha is None else png_cache().get(
+        png = None if sha is None else _pngs().get(
             ("stored", sha),
             lambda: conn.execute(select(Image.png).where(Image.sha256 == sha)).scalar_one())
     if png is None:
@@ -103,17 +104,25 @@ def _sides(items: DirectionItems, reference: str) -> Sides:
 
 def _references(sides: Sides) -> bytes:
     key = ("references", *sides.min_images, "|", *sides.max_images)
-    return png_cache().get(key, lambda: references_png(_pixels(sides.min_images),
-                                                       _pixels(sides.max_images)))
+    return _pngs().get(key, lambda: references_png(_pixels(sides.min_images),
+                                                   _pixels(sides.max_images)))
+
+
+def init_app(app: Flask) -> None:
+    """The process' PNGs and directions' items, kept for the app's picture requests."""
+    app.extensions[PNGS_KEY] = PngCache()
+    app.extensions[ITEMS_KEY] = Kept[DirectionItems]()
+
+
+def _pngs() -> PngCache:
+    return current_app.extensions[PNGS_KEY]
 
 
 def _items(direction_id: int) -> DirectionItems:
     """The direction's references and query pairs, which its exemplar pass made once and for
     all; a process reads them once a minute at most (`annotate.kept`), not on every picture
     request."""
-    kept = current_app.extensions.get(ITEMS_KEY)
-    if kept is None:
-        kept = current_app.extensions.setdefault(ITEMS_KEY, Kept())
+    kept: Kept[DirectionItems] = current_app.extensions[ITEMS_KEY]
     return kept.get(direction_id,
                     lambda: direction_items(get_db(), [direction_id])[direction_id])
 
@@ -123,8 +132,8 @@ def _composed(trial: Any, part: str) -> bytes | None:
     if part == "references" and trial.reference == ReferenceKind.NONE:
         return None
     if trial.kind == TrialKind.PRACTICE:
-        return png_cache().get(("practice", part, trial.query_task, trial.max_position),
-                               lambda: _practice(part, trial.query_task, trial.max_position))
+        return _pngs().get(("practice", part, trial.query_task, trial.max_position),
+                           lambda: _practice(part, trial.query_task, trial.max_position))
     items = _items(trial.direction_id)
     if part == "references":
         return _references(_sides(items, trial.reference))
@@ -136,8 +145,8 @@ def _composed(trial: Any, part: str) -> bytes | None:
         pair = items.pairs[trial.query_task]
         max_one, min_one = pair.max_image, pair.min_image
     first, second = _ordered(max_one, min_one, trial.max_position)
-    return png_cache().get(("queries", first, second),
-                           lambda: queries_png(*_pixels((first, second))))
+    return _pngs().get(("queries", first, second),
+                       lambda: queries_png(*_pixels((first, second))))
 
 
 @bp.get("/img/<token>/<any(references, queries):part>.png")

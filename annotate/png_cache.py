@@ -12,10 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
-from flask import current_app
-
 CACHE_BYTES = 64 * 1024 * 1024  # PNGs kept per process
-EXTENSION_KEY = "fvlab_pngs"
 
 
 class PngCache:
@@ -44,10 +41,3 @@ class PngCache:
                 self._bytes -= len(dropped)
         return made
 
-
-def png_cache() -> PngCache:
-    """The app's cache in this process."""
-    cache = current_app.extensions.get(EXTENSION_KEY)
-    if cache is None:
-        cache = current_app.extensions.setdefault(EXTENSION_KEY, PngCache())
-    return cache
