@@ -1,13 +1,15 @@
 """Starting a session: who the annotator is, and which trials they get, safely under concurrency.
 
-A start runs in two transactions. The first only reads what no other start changes (the study's
-stimuli and their conditions, the catch pool, whether the person is known). The second locks
-the study's row (`SELECT … FOR UPDATE` on PostgreSQL; SQLite's `BEGIN IMMEDIATE` takes the
-database write lock), counts every item's load and inserts the annotator (on a first visit), the
-session and all its trials; a refused start writes nothing.
+A start runs in two transactions. The first only reads: what no other start changes (the
+study's stimuli and their conditions, the catch pool, whether the person is known) and every
+item's load over the sessions started so far. The second locks the study's row (`SELECT … FOR
+UPDATE` on PostgreSQL; SQLite's `BEGIN IMMEDIATE` takes the database write lock), adds the loads
+of the sessions started since (`annotate.start_loads.with_newer_sessions`) and inserts the
+annotator (on a first visit), the session and all its trials; a refused start writes nothing.
 Starts of one study therefore reserve one after another, each seeing the reservations of the
 ones before it, so no item is handed out beyond its k ratings however many annotators arrive at
-once; the lock is held only for that count and those inserts. Rating never takes this lock.
+once; the lock is held only for a few short statements, however large the study has grown.
+Rating never takes this lock.
 
 How long a session holds its items is the concern of `annotate.reservations`. One client
 address may start only so many sessions of a study within a window (`annotate.start_limit`), so
@@ -39,12 +41,14 @@ from sqlalchemy.orm import Session
 from annotate.reservations import (
     DEFAULT_RESERVATION,
     FIRST_ANSWER_RESERVATION,
+    Loads,
     release_taken_items,
     reservation_lapsed,
 )
 from annotate.start_limit import StartLimit
+from annotate.start_loads import study_loads, with_newer_sessions
 from annotate.study_items import StudyItems, plan_trials, read_items
-from service.store.db import unit_of_work, utcnow
+from service.store.db import snapshot, unit_of_work, utcnow
 from service.store.models import (
     AnnotationSession,
     Annotator,
@@ -112,6 +116,7 @@ class _Prepared:
 
     annotator_id: int | None  # None: a first visit
     items: StudyItems
+    loads: Loads  # over the study's sessions so far, by the starter's population
 
 
 def _is_machine(identity: Identity) -> bool:
@@ -123,11 +128,19 @@ def _hidden(study: Study | None, identity: Identity) -> bool:
     return study is None or (study.status == StudyStatus.DRAFT and not _is_machine(identity))
 
 
-def _prepare(db: Session, slug: str, identity: Identity) -> _Prepared:
-    study = db.scalars(select(Study).where(Study.slug == slug)).first()
-    if study is None or _hidden(study, identity):
-        raise StartRefused("not_found")
-    return _Prepared(_known_annotator(db, identity), read_items(db, study))
+def _prepare(engine: Engine, slug: str, identity: Identity, now: datetime,
+             terms: _Terms) -> _Prepared:
+    with unit_of_work(engine) as db:
+        if terms.client is not None and not _is_machine(identity):
+            # first: a deferred SQLite transaction that has read cannot write if another has
+            terms.limit.forget_expired(db, now)
+        study = db.scalars(select(Study).where(Study.slug == slug)).first()
+        if study is None or _hidden(study, identity):
+            raise StartRefused("not_found")
+        annotator_id, items = _known_annotator(db, identity), read_items(db, study)
+    with unit_of_work(snapshot(engine)) as db:  # reads alone: `study_loads` needs one snapshot
+        loads = study_loads(db, study, now, _is_machine(identity))
+    return _Prepared(annotator_id, items, loads)
 
 
 def _known_annotator(db: Session, identity: Identity) -> int | None:
@@ -184,7 +197,8 @@ def _start_locked(db: Session, slug: str, identity: Identity, prepared: _Prepare
     if client is not None and terms.limit.reached(db, study.id, client, now):
         raise StartRefused("busy")
     seen = set() if annotator_id is None else _seen_stimuli(db, annotator_id)
-    plan = plan_trials(db, study, prepared.items, seen, now, rng, machine)
+    loads = with_newer_sessions(db, prepared.loads, study.id, now, machine)
+    plan = plan_trials(db, study, prepared.items, seen, loads, rng)
     if not plan:
         raise StartRefused("full")
     if annotator_id is None:
@@ -238,8 +252,7 @@ def start_session(engine: Engine, slug: str, identity: Identity, *,
 
     def attempt() -> str:
         moment = now or utcnow()
-        with unit_of_work(engine) as db:
-            prepared = _prepare(db, slug, identity)
+        prepared = _prepare(engine, slug, identity, moment, terms)
         with unit_of_work(engine, lock=True) as db:
             return _start_locked(db, slug, identity, prepared, moment, terms, chosen_rng)
 

@@ -16,6 +16,7 @@ machine sessions only (`machine=True`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,41 +52,72 @@ def _open_reservation(now: datetime) -> ColumnElement[bool]:
 
 
 Item = tuple[int, str | None]  # (stimulus id, reference kind or None)
+Pair = tuple[int, str]  # a 2-AFC item (stimulus id, reference kind), whose query pairs are loaded
 
 
-def _loads(db: Session, study_id: int, now: datetime, machine: bool, *keys: Any) -> list[Any]:
-    """(keys…, completed, reserved) rows of the study's stimulus trials in use by one
-    population (people, or the machine annotator)."""
+@dataclass
+class Loads:
+    """One population's loads in a study at one moment, counted over its sessions up to
+    `through` (a session id; 0 before any; None: all of them): `items` {item: (completed
+    answers, open reservations)} and, for a 2-AFC study, `pairs` {item: {query pair: answers
+    + reservations}}.
+    """
+
+    items: dict[Item, tuple[int, int]] = field(default_factory=dict)
+    pairs: dict[Pair, dict[int, int]] = field(default_factory=dict)
+    through: int | None = None
+
+    def add(self, rows: list[Any]) -> None:
+        """Count `load_rows`' rows too."""
+        for sid, reference, task, done, reserved in rows:
+            item = (int(sid), reference)
+            had_done, had_reserved = self.items.get(item, (0, 0))
+            self.items[item] = (had_done + int(done), had_reserved + int(reserved))
+            if task is not None:
+                used = self.pairs.setdefault((int(sid), reference), {})
+                used[task] = used.get(task, 0) + int(done) + int(reserved)
+
+    def include(self, other: Loads) -> None:
+        """Count the sessions `other` counted too (none of them counted here already)."""
+        for item, (done, reserved) in other.items.items():
+            had_done, had_reserved = self.items.get(item, (0, 0))
+            self.items[item] = (had_done + done, had_reserved + reserved)
+        for pair, used in other.pairs.items():
+            mine = self.pairs.setdefault(pair, {})
+            for task, load in used.items():
+                mine[task] = mine.get(task, 0) + load
+
+    def copy(self) -> Loads:
+        return Loads(dict(self.items), {pair: dict(used) for pair, used in self.pairs.items()},
+                     self.through)
+
+
+def load_rows(db: Session, study_id: int, now: datetime, machine: bool,
+              *sessions: ColumnElement[bool]) -> list[Any]:
+    """(stimulus id, reference kind, query pair, completed, reserved) of the study's stimulus
+    trials in use by one population (people, or the machine annotator), in its sessions that
+    meet the conditions `sessions` (all of them without)."""
     return list(db.execute(
-        select(*keys, func.count(Rating.id), func.count(Trial.id).filter(_open_reservation(now)))
+        select(Trial.stimulus_id, Trial.reference, Trial.query_task, func.count(Rating.id),
+               func.count(Trial.id).filter(_open_reservation(now)))
         .join(AnnotationSession, Trial.session_id == AnnotationSession.id)
         .join(Annotator, AnnotationSession.annotator_id == Annotator.id)
         .outerjoin(Rating, Rating.trial_id == Trial.id)
-        .where(AnnotationSession.study_id == study_id, Trial.kind == TrialKind.STIMULUS)
+        .where(AnnotationSession.study_id == study_id, Trial.kind == TrialKind.STIMULUS,
+               *sessions)
         .where(of_population(machine))
         .where(or_(Rating.id.is_not(None), _open_reservation(now)))
-        .group_by(*keys)
+        .group_by(Trial.stimulus_id, Trial.reference, Trial.query_task)
     ))
 
 
 def item_loads(db: Session, study_id: int, now: datetime,
                machine: bool = False) -> dict[Item, tuple[int, int]]:
     """{(stimulus id, reference kind): (completed answers, open reservations)} for the study's
-    items in use, by people (or, with `machine`, by the machine annotator)."""
-    return {(sid, reference): (int(done), int(reserved))
-            for sid, reference, done, reserved in _loads(db, study_id, now, machine,
-                                                           Trial.stimulus_id, Trial.reference)}
-
-
-def pair_loads(db: Session, study_id: int, now: datetime,
-               machine: bool = False) -> dict[tuple[int, str], dict[int, int]]:
-    """{(stimulus id, reference kind): {query pair: answers + open reservations}} of a 2-AFC
-    study's items in use, by people (or, with `machine`, by the machine annotator)."""
-    loads: dict[tuple[int, str], dict[int, int]] = {}
-    for sid, reference, task, done, reserved in _loads(
-            db, study_id, now, machine, Trial.stimulus_id, Trial.reference, Trial.query_task):
-        loads.setdefault((sid, reference), {})[task] = int(done) + int(reserved)
-    return loads
+    items in use, by people (or, with `machine`, by the machine annotator), in one statement."""
+    loads = Loads()
+    loads.add(load_rows(db, study_id, now, machine))
+    return loads.items
 
 
 def release_taken_items(db: Session, study: Study, session: AnnotationSession,

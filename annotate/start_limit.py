@@ -5,8 +5,8 @@ a study "full" in a fraction of a second. The count lives in the database (`sess
 like the sign-in throttle's, so every web process on every machine shares it. It is read and
 written inside the start's locked transaction: starts of a study are serialised there, so the
 limit holds exactly however many requests arrive at once, and a refused start writes nothing.
-Rows older than the window are deleted as new starts arrive, so no address is kept longer than
-the count needs it.
+Rows older than the window are deleted as new starts arrive (before the lock: nothing there
+needs them), so no address is kept longer than the count needs it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from service.store.models import CLIENT_ADDRESS_MAX_CHARS, SessionStart
@@ -40,13 +40,17 @@ class StartLimit:
         return int(started or 0) >= self.count
 
     def record(self, db: Session, study_id: int, address: str, now: datetime) -> None:
-        """Count one start, and drop every study's rows older than the window (rows another
-        transaction is already deleting are skipped, not waited for)."""
+        """Count one start."""
+        db.execute(insert(SessionStart), [
+            {"study_id": study_id, "address": _stored(address), "started_at": now}])
+
+    def forget_expired(self, db: Session, now: datetime) -> None:
+        """Drop every study's rows older than the window (rows another transaction is already
+        deleting are skipped, not waited for)."""
         expired = (select(SessionStart.id)
                    .where(SessionStart.started_at <= now - self.window)
                    .with_for_update(skip_locked=True))
         db.execute(delete(SessionStart).where(SessionStart.id.in_(expired)))
-        db.add(SessionStart(study_id=study_id, address=_stored(address), started_at=now))
 
 
 def _stored(address: str) -> str:

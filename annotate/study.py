@@ -178,9 +178,8 @@ def enter(slug: str) -> WerkzeugResponse | tuple[str, int] | str:
             return redirect(_step_url(existing))
     if study.status != StudyStatus.OPEN:
         return message("closed")
-    with unit_of_work(get_engine()) as db:
-        if not has_room(db, study, utcnow()):
-            return message("full")
+    if not has_room(get_engine(), study, utcnow()):
+        return message("full")
     hidden = {name: request.args[name] for name in ENTRY_PARAMS if request.args.get(name)}
     return render_template("study/consent.html", study=study, hidden=hidden)
 

@@ -14,14 +14,17 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from annotate.afc_plan import AfcCandidate, AfcStudy, plan_afc_session
 from annotate.kept import Kept
-from annotate.reservations import Item, item_loads, pair_loads
+from annotate.reservations import Item, Loads
+from annotate.start_loads import study_loads
 from annotate.trial_plan import Candidate, CatchChoice, PlannedTrial, plan_session
+from service.store.db import snapshot, unit_of_work
 from service.store.models import (
+    AnnotationSession,
     CatchItem,
     Direction,
     DirectionKind,
@@ -144,33 +147,44 @@ def _afc_candidates(items: StudyItems, loads: dict[Item, tuple[int, int]],
     return candidates
 
 
-def has_room(db: Session, study: Study, now: datetime) -> bool:
+def has_room(engine: Engine, study: Study, now: datetime) -> bool:
     """Whether a newcomer would get any item now: the consent page says "full" up front
     instead of after the person has agreed. Read-only; a start still decides under the lock.
-    Only people's answers and reservations count: machine sessions never fill a study."""
-    items = read_items(db, study)
-    loads = item_loads(db, study.id, now)
+    Only people's answers and reservations count: machine sessions never fill a study.
+
+    Every newcomer's consent page asks, so the loads are counted only when a count of sessions
+    cannot settle it: a session holds at most `trials_per_session` items, so while the sessions
+    could not have filled every item's k there is room for sure.
+    """
+    with unit_of_work(engine) as db:
+        items = read_items(db, study)
+        sessions = db.scalar(select(func.count()).select_from(AnnotationSession)
+                             .where(AnnotationSession.study_id == study.id))
+    n_items = len(items.stimuli) * max(1, len(items.reference_kinds))
+    if int(sessions or 0) * study.trials_per_session < n_items * study.ratings_per_item:
+        return True
+    with unit_of_work(snapshot(engine)) as db:  # as a start counts them before its lock
+        loads = study_loads(db, study, now).items
     if study.task == StudyTask.TWO_AFC:
         return bool(_afc_candidates(items, loads, set(), study.ratings_per_item))
     return bool(_candidates(items, loads, set(), study.ratings_per_item))
 
 
-def plan_trials(db: Session, study: Study, items: StudyItems, seen: set[int], now: datetime,
-                rng: random.Random, machine: bool = False) -> list[PlannedTrial]:
-    """Under the study's lock: the new session's trials from every item's current load, none
-    of an item in `seen` (what this person was shown before); empty when nothing is left.
-    Loads are people's, or with `machine` the machine annotator's, never both together."""
-    loads = item_loads(db, study.id, now, machine)
+def plan_trials(db: Session, study: Study, items: StudyItems, seen: set[int], loads: Loads,
+                rng: random.Random) -> list[PlannedTrial]:
+    """Under the study's lock: the new session's trials from every item's current `loads` (of
+    people, or of the machine annotator: never both together), none of an item in `seen`
+    (what this person was shown before); empty when nothing is left."""
     if study.task == StudyTask.TWO_AFC:
-        afc = _afc_candidates(items, loads, seen, study.ratings_per_item)
+        afc = _afc_candidates(items, loads.items, seen, study.ratings_per_item)
         if not afc:
             return []
         spare = [sid for sid, _ in items.stimuli if sid not in seen]
         terms = AfcStudy(items.reference_kinds, items.shapes, items.check_item_id)
-        return plan_afc_session(afc, terms, pair_loads(db, study.id, now, machine), spare,
+        return plan_afc_session(afc, terms, loads.pairs, spare,
                                 study.trials_per_session, study.catch_every,
                                 study.practice_count, rng)
-    candidates = _candidates(items, loads, seen, study.ratings_per_item)
+    candidates = _candidates(items, loads.items, seen, study.ratings_per_item)
     if not candidates:
         return []
     pool = items.catch_pool

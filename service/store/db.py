@@ -112,6 +112,16 @@ def immediate(engine: Engine) -> Engine:
     return engine.execution_options(sqlite_immediate=True)
 
 
+def snapshot(engine: Engine) -> Engine:
+    """The same engine, but a transaction's statements all read one snapshot of the database:
+    PostgreSQL's REPEATABLE READ (its default, READ COMMITTED, takes a new snapshot for each
+    statement); a SQLite transaction always reads one. For reads that several statements make
+    together; a writing transaction at this level may fail where another wrote first."""
+    if engine.dialect.name == "sqlite":
+        return engine
+    return engine.execution_options(isolation_level="REPEATABLE READ")
+
+
 @contextmanager
 def reading(engine: Engine) -> Iterator[Connection]:
     """A connection for single-statement reads, outside any transaction.

@@ -77,8 +77,8 @@ def test_machine_sessions_never_count_towards_k(engine: Engine) -> None:
     assert len(machine) == 6 and set(machine.values()) == {K}  # k among machine sessions
     with unit_of_work(engine) as db:
         study = db.get_one(Study, info.id)
-        assert has_room(db, study, utcnow())  # not full because of the machine
-        assert has_room(db, study, utcnow() + timedelta(days=1))
+    assert has_room(engine, study, utcnow())  # not full because of the machine
+    assert has_room(engine, study, utcnow() + timedelta(days=1))
     assert people_fill(engine, info.slug) == 3  # people still get every item k times
     people = stimulus_loads(engine, info.id, source_is_machine=False)
     assert len(people) == 6 and set(people.values()) == {K}
