@@ -33,7 +33,7 @@ from annotate.assign import (
     start_session,
 )
 from annotate.current import current_session, remember
-from annotate.database import get_db, get_engine
+from annotate.database import end_reads, get_db, get_engine
 from annotate.reservations import DEFAULT_RESERVATION, FIRST_ANSWER_RESERVATION
 from annotate.study_items import has_room
 from service.store.db import unit_of_work, utcnow
@@ -178,6 +178,7 @@ def enter(slug: str) -> WerkzeugResponse | tuple[str, int] | str:
             return redirect(_step_url(existing))
     if study.status != StudyStatus.OPEN:
         return message("closed")
+    end_reads()
     if not has_room(get_engine(), study, utcnow()):
         return message("full")
     hidden = {name: request.args[name] for name in ENTRY_PARAMS if request.args.get(name)}
@@ -207,6 +208,7 @@ def start(slug: str) -> WerkzeugResponse | tuple[str, int]:
         return page, 400
     identity = entry.identity or Identity(AnnotatorSource.ANONYMOUS, f"anon-{new_token()}")
     config = current_app.config
+    end_reads()
     try:
         token = start_session(
             get_engine(), slug, identity,
@@ -238,6 +240,7 @@ def _instructions_page(study: Study, *, preview: bool) -> str:
 def _stamp_once(session: AnnotationSession, column: InstrumentedAttribute[datetime | None],
                 now: datetime | None = None, **also: object) -> None:
     """Set a step's timestamp (and `also`) in one UPDATE, only if no earlier request did."""
+    end_reads()
     with unit_of_work(get_engine()) as db:
         db.execute(update(AnnotationSession)
                    .where(AnnotationSession.id == session.id, column.is_(None))

@@ -126,7 +126,8 @@ def _serve(app: str, url: str, args: argparse.Namespace) -> tuple[subprocess.Pop
     """Start gunicorn on a free loopback port and wait until it answers HTTP."""
     port = _free_port()
     env = {**os.environ, "FVLAB_DATABASE_URL": url, "FVLAB_SECRET_KEY": secrets.token_hex(32)}
-    command = [sys.executable, "-m", "gunicorn", f"--workers={args.workers}",
+    command = [sys.executable, "-m", "gunicorn", "--config=python:annotate.gunicorn_conf",
+               f"--workers={args.workers}",
                f"--threads={args.threads}", f"--bind=127.0.0.1:{port}",
                "--backlog=2048", f"--worker-connections={args.worker_connections}",
                "--log-level=warning", f"--pythonpath={ROOT / 'bench'}", app]
