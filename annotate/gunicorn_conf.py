@@ -18,5 +18,3 @@ threads = 16
 # core, for Python) served them all. Capping each worker's connections spreads them; with 4
 # workers the cap still holds 256 clients at once (behind the proxy, far fewer connections).
 worker_connections = 64
-
-
