@@ -8,7 +8,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from service.store.models import Study
 
 V = TypeVar("V")
 KEPT_SECONDS = 60.0  # how long a process reuses what it read: a change shows within a minute
@@ -39,3 +44,10 @@ class Kept(Generic[V]):
                               if now - made >= self.seconds]:
                     del self._values[stale]
         return value
+
+
+def study_key(db: Session, study: Study) -> tuple[Hashable, ...]:
+    """What a process keeps a study's values under: the database and the study's creation as
+    well as its id, so that a process serving several databases, or one made afresh (the
+    tests), never mixes them up."""
+    return (str(db.get_bind().engine.url), study.id, study.slug, study.created_at)

@@ -27,6 +27,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from annotate.kept import study_key
 from annotate.reservations import Loads, load_rows
 from service.store.models import AnnotationSession, Annotator, SessionStatus, Study
 from service.studies.population import of_population
@@ -63,9 +64,7 @@ def study_loads(db: Session, study: Study, now: datetime, machine: bool = False)
         .join(Annotator, AnnotationSession.annotator_id == Annotator.id)
         .where(AnnotationSession.study_id == study_id, AnnotationSession.id <= through,
                AnnotationSession.status == SessionStatus.COMPLETED, of_population(machine))))
-    # the database and the study's creation as well as its id: a process serving several
-    # databases, or one made afresh (the tests), never mixes them up
-    key = (str(db.get_bind().engine.url), study_id, study.created_at, machine)
+    key = (*study_key(db, study), machine)
     with _settled_lock:
         settled = _settled.get(key, _Settled())
     loads = Loads(through=through)

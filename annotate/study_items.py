@@ -18,7 +18,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from annotate.afc_plan import AfcCandidate, AfcStudy, plan_afc_session
-from annotate.kept import Kept
+from annotate.kept import Kept, study_key
 from annotate.reservations import Item, Loads
 from annotate.start_loads import study_loads
 from annotate.trial_plan import Candidate, CatchChoice, PlannedTrial, plan_session
@@ -84,12 +84,9 @@ def read_items(db: Session, study: Study) -> StudyItems:
     A study's stimuli are fixed when it is created and its catch items are made once, so a
     process keeps what it read for a minute: every newcomer's consent page and start read them,
     which was a fifth of a session start's work. Items that were still to be made are read
-    again next time (what this transaction made may yet be rolled back). The key names the
-    database and the study's creation, not only its id, so a process serving several databases
-    (the tests) never mixes them up.
+    again next time (what this transaction made may yet be rolled back).
     """
-    key = (str(db.get_bind().engine.url), study.id, study.slug, study.created_at)
-    items, _complete = _kept.get(key, lambda: _read_items(db, study),
+    items, _complete = _kept.get(study_key(db, study), lambda: _read_items(db, study),
                                  keep=lambda read: read[1])
     return items
 
